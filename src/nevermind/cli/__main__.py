@@ -1,0 +1,5 @@
+"""`python -m nevermind.cli`."""
+
+from nevermind.cli.app import main
+
+main()

@@ -1,0 +1,75 @@
+"""`nevermind models` and `nevermind generate`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from nevermind.cli.app import app
+from nevermind.cli.console import err_console, status_spinner
+from nevermind.errors import NevermindError
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the bundled models: kind, size, whether the weights package is installed and cached."""
+    from rich.console import Console
+
+    from nevermind.models import BUNDLED, cache_root
+
+    table = Table(title=f"bundled models (cache: {cache_root()})")
+    for column in ("name", "kind", "parameters", "carrier installed", "cached", "install"):
+        table.add_column(column)
+    for model in BUNDLED.values():
+        table.add_row(
+            model.name,
+            model.kind,
+            model.parameters,
+            "yes" if model.carrier_installed else "no",
+            "yes" if model.cached else "no",
+            model.install,
+        )
+    Console().print(table)
+
+
+@app.command("generate")
+def generate_command(
+    prompt: Annotated[list[str], typer.Argument(help="Prompt text; several prompts are generated as one batch.")],
+    model: Annotated[str, typer.Option("-m", "--model", help="Bundled name, hub id, local directory or .gguf file.")],
+    chat: Annotated[
+        Optional[bool], typer.Option("--chat/--no-chat", help="Apply the chat template (default: on).")
+    ] = True,
+    max_new_tokens: Annotated[int, typer.Option(help="Maximum tokens to generate.", min=1)] = 128,
+    temperature: Annotated[float, typer.Option(help="0 = greedy; above 0 samples.", min=0.0)] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.", min=0.0, max=1.0)] = 1.0,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
+    stop: Annotated[Optional[list[str]], typer.Option(help="Stop string (repeatable).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per prompt.")] = False,
+) -> None:
+    """Generate a response to each prompt and print it."""
+    from nevermind.models import GenerateRequest, GenerationConfig, load_model
+
+    try:
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=tuple(stop or ())
+        )
+    except ValueError as error:
+        raise NevermindError(str(error)) from None
+    with status_spinner(f"loading {model}") as say:
+        lm = load_model(model, device=device, dtype=dtype, on_status=say)
+        say(f"generating with {model}")
+        outputs = lm.generate([GenerateRequest(p, chat=chat) for p in prompt], config)
+    for text, output in zip(prompt, outputs):
+        if as_json:
+            record = {"prompt": text, "text": output.text, "finish_reason": output.finish_reason,
+                      "tokens": len(output.token_ids)}
+            sys.stdout.write(json.dumps(record) + "\n")
+        else:
+            sys.stdout.write(output.text.strip() + "\n")
+            err_console.print(f"[dim]({model}: {len(output.token_ids)} tokens, finish: {output.finish_reason})[/dim]")

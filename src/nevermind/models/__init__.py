@@ -1,0 +1,58 @@
+"""Models: one interface (generate, score) over backends, and the registry of model names."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from nevermind.models.base import LanguageModel
+from nevermind.models.chat import format_chat, plain_chat_format
+from nevermind.models.registry import BUNDLED, BundledModel, cache_root, resolve_model
+from nevermind.models.requests import (
+    GenerateRequest,
+    Generation,
+    GenerationConfig,
+    Message,
+    ScoreRequest,
+    ScoreResult,
+)
+
+BACKENDS = ("hf",)
+"""Backends that `load_model` knows."""
+
+
+def load_model(
+    name: str,
+    *,
+    backend: str = "hf",
+    device: str = "auto",
+    dtype: str = "auto",
+    on_status: Callable[[str], None] | None = None,
+    **options: Any,
+) -> LanguageModel:
+    """Load a model by bundled name, hub id, local directory or GGUF file."""
+    from nevermind.errors import NevermindError
+
+    if backend == "hf":
+        from nevermind.models.hf import HFModel
+
+        return HFModel.load(name, device=device, dtype=dtype, on_status=on_status, **options)
+    raise NevermindError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+
+
+__all__ = [
+    "BACKENDS",
+    "BUNDLED",
+    "BundledModel",
+    "GenerateRequest",
+    "Generation",
+    "GenerationConfig",
+    "LanguageModel",
+    "Message",
+    "ScoreRequest",
+    "ScoreResult",
+    "cache_root",
+    "format_chat",
+    "load_model",
+    "plain_chat_format",
+    "resolve_model",
+]
