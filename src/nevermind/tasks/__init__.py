@@ -16,6 +16,9 @@ from nevermind.tasks.loader import (
     load_task_file,
 )
 
+# The built-in tasks register themselves on import.
+from nevermind.tasks import jailbreak, moderation, needle, override  # noqa: E402,F401
+
 __all__ = [
     "DEFAULT_DEPTHS",
     "DEFAULT_LENGTHS",
