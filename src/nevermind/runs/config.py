@@ -1,0 +1,165 @@
+"""What an eval run is asked to do: a typed config read from YAML, overridden by CLI flags.
+
+The field descriptions are the documentation: they become the CLI help and name the YAML keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nevermind.errors import NevermindError
+
+SUITE = ("needle", "override", "moderation", "jailbreak")
+"""The conflict suite's tasks: the default for `nevermind eval --tasks`."""
+
+
+class SuiteOptions(BaseModel):
+    """Options shared by every model of an eval: which tasks, which grid, how to decode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = Field(default=list(SUITE), min_length=1, description="Tasks to run, by registered name.")
+    limit: int | None = Field(default=None, ge=1, description="At most this many samples per task (all if unset).")
+    seed: int = Field(default=0, description="Seed for sampling the tasks' data (and for sampled decoding).")
+    lengths: list[int] | None = Field(
+        default=None, description="Haystack lengths in tokens for tasks with a context grid (task default if unset)."
+    )
+    depths: list[float] | None = Field(
+        default=None, description="Needle depths in percent, 0 = start of the context, 100 = end (task default if unset)."
+    )
+    max_new_tokens: int | None = Field(
+        default=None, ge=1, description="Cap on generated tokens per answer (each task's own default if unset)."
+    )
+    batch_size: int = Field(default=16, ge=1, description="Prompts generated together in one batch.")
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1 ...")
+    dtype: str = Field(default="auto", description="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16.")
+    adapters: list[str] = Field(
+        default_factory=list, description="Decode-time adapters applied while generating (none by default)."
+    )
+
+    @field_validator("lengths")
+    @classmethod
+    def _positive_lengths(cls, lengths: list[int] | None) -> list[int] | None:
+        if lengths is not None and any(n < 1 for n in lengths):
+            raise ValueError("every length must be a positive number of tokens")
+        return lengths
+
+    @field_validator("depths")
+    @classmethod
+    def _percent_depths(cls, depths: list[float] | None) -> list[float] | None:
+        if depths is not None and any(not 0 <= d <= 100 for d in depths):
+            raise ValueError("every depth must be a percentage between 0 and 100")
+        return depths
+
+    @field_validator("tasks")
+    @classmethod
+    def _no_duplicate_tasks(cls, tasks: list[str]) -> list[str]:
+        if len(set(tasks)) != len(tasks):
+            raise ValueError("a task is listed twice")
+        return tasks
+
+
+class EvalConfig(SuiteOptions):
+    """A whole `nevermind eval`: the suite options applied to each of several models."""
+
+    models: list[str] = Field(min_length=1, description="Models to evaluate: bundled name, local path, .gguf or hub id.")
+    out: Path = Field(default=Path("runs"), description="Directory holding one run directory per model and the index.")
+
+    def run_specs(self) -> list[RunSpec]:
+        """One run per model, with the shared options."""
+        options = self.model_dump(exclude={"models", "out"})
+        return [RunSpec(model=model, **options) for model in self.models]
+
+
+class RunSpec(SuiteOptions):
+    """One model's run: what `config.yaml` in a run directory holds."""
+
+    model: str = Field(description="The model this run evaluates.")
+
+    # Fields that change outputs; batch size and device only change speed (up to float rounding).
+    IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = ("model", "tasks", "limit", "seed", "lengths", "depths",
+                                                  "max_new_tokens", "dtype", "adapters")
+
+    @property
+    def run_id(self) -> str:
+        """Deterministic name: the model's short name and a hash of every option that changes outputs."""
+        identity = self.model_dump(include=set(self.IDENTITY_FIELDS), mode="json")
+        identity["tasks"] = sorted(identity["tasks"])
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+        return f"{model_slug(self.model)}-{digest}"
+
+
+def model_slug(model: str) -> str:
+    """A file-name-safe short form of a model name (its last path component)."""
+    last = model.rstrip("/").split("/")[-1].removesuffix(".gguf") or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", last).strip("-.") or "model"
+
+
+def split_list(text: str) -> list[str]:
+    """"a, b,c" → ["a", "b", "c"]: how lists are written on the command line."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def read_yaml_config(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The mapping in a YAML config file and the line (1-based) of each top-level key."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise NevermindError(f"cannot read config {path}: {error.strerror or error}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f"{path} line {mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise NevermindError(f"{where}: malformed YAML: {problem}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        raise NevermindError(f"{path} line 1: a config must be a mapping of option: value")
+    lines = {key.value: key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+    return data, lines
+
+
+def resolve_config(
+    config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> EvalConfig:
+    """The YAML file's options with every CLI override that was given (not None) on top."""
+    data, lines = read_yaml_config(config_file) if config_file else ({}, {})
+    if "model" in data and "models" not in data:  # a single model reads naturally in YAML
+        data["models"] = data.pop("model")
+        lines["models"] = lines.get("model", 0)
+    if isinstance(data.get("models"), str):
+        data["models"] = [data["models"]]
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    try:
+        return EvalConfig(**{**data, **given})
+    except ValidationError as error:
+        raise NevermindError(_one_line(error, config_file, lines, set(given))) from None
+
+
+def _one_line(error: ValidationError, config_file: Path | None, lines: dict[str, int], from_cli: set[str]) -> str:
+    """The first validation problem as one line naming where it came from (file and line, or flag)."""
+    problem = error.errors()[0]
+    loc = [str(part) for part in problem["loc"]]
+    key = loc[0] if loc else ""
+    field = ".".join(loc) or "config"
+    message = problem["msg"].removeprefix("Value error, ")
+    if problem["type"] == "missing" and key == "models":
+        return "no model given: pass -m MODEL (or `models:` in the config file)"
+    if problem["type"] == "extra_forbidden":
+        message = "unknown option"
+    shown = problem.get("input")
+    detail = f" (got {shown!r})" if problem["type"] not in {"missing", "extra_forbidden"} else ""
+    if key in from_cli or config_file is None:
+        return f"--{key.replace('_', '-')}: {message}{detail}" if key else f"{message}{detail}"
+    where = f"{config_file} line {lines[key]}" if key in lines else str(config_file)
+    return f"{where}: {field}: {message}{detail}"

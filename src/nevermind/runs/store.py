@@ -1,0 +1,225 @@
+"""A run directory on disk: resolved config, per-sample records appended as they finish, a summary.
+
+    <out>/<run id>/config.yaml      the RunSpec that produced it (the run id hashes it)
+    <out>/<run id>/samples.jsonl    one SampleRecord per line, appended + fsynced per batch
+    <out>/<run id>/summary.json     per task: n and mean ± SE of every metric
+    <out>/<run id>/run.json         status, attempts, timestamps
+
+A process killed mid-write can leave a torn last line in samples.jsonl; opening the run cuts
+it off (that sample was not finished), so no finished sample is lost or recomputed."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+
+from nevermind.errors import NevermindError
+from nevermind.runs.config import RunSpec
+
+CONFIG_FILE = "config.yaml"
+SAMPLES_FILE = "samples.jsonl"
+SUMMARY_FILE = "summary.json"
+META_FILE = "run.json"
+LOCK_FILE = ".lock"
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 UTC string (seconds)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class SampleRecord:
+    """One finished sample: what was asked, what the model said, and how it scored and why."""
+
+    task: str
+    """Task name."""
+    id: str
+    """Sample id, unique within the task."""
+    messages: list[dict[str, str]]
+    """The chat the model answered."""
+    output: str
+    """The model's answer (untrusted text)."""
+    value: float
+    """Score in [0, 1]."""
+    explanation: str
+    """Why it scored so, in one line."""
+    matches: dict[str, list[str]] = field(default_factory=dict)
+    """Matched strings by kind."""
+    extra: dict[str, float] = field(default_factory=dict)
+    """Further per-sample metrics of the task."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The sample's grid coordinates and facts (length, depth, template, ...)."""
+    target: dict[str, Any] = field(default_factory=dict)
+    """What the scorer checked against."""
+    finish_reason: str = ""
+    """"stop", "eos" or "length"."""
+    prompt_tokens: int = 0
+    """Prompt length in tokens after formatting."""
+    output_tokens: int = 0
+    """Generated tokens."""
+    attempt: int = 1
+    """Which attempt of the run (1 = first, 2 = first resume, ...) produced this record."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(task, id): what a resumed run uses to recognise a finished sample."""
+        return self.task, self.id
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SampleRecord:
+        """Rebuild a record from its JSON form (unknown keys are ignored, for newer writers)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class RunDir:
+    """One model's run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def samples_path(self) -> Path:
+        """The JSONL file of finished samples."""
+        return self.path / SAMPLES_FILE
+
+    @classmethod
+    def create(cls, out: Path, spec: RunSpec) -> RunDir:
+        """Create (or reopen, to resume) the run directory of `spec` under `out`."""
+        run = cls(out / spec.run_id)
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+            config_path = run.path / CONFIG_FILE
+            if config_path.exists():
+                existing = run.spec()
+                if existing.run_id != spec.run_id:
+                    raise NevermindError(f"{config_path} belongs to another run ({existing.run_id}); move it away")
+            # Batch size and device may change between attempts: keep the latest.
+            _write_atomic(config_path, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+        except OSError as error:
+            raise NevermindError(f"cannot write run directory {run.path}: {error.strerror or error}") from None
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run directory (as written by `create`)."""
+        run = cls(path)
+        if not (run.path / CONFIG_FILE).is_file():
+            raise NevermindError(f"{run.path} is not a run directory (no {CONFIG_FILE})")
+        return run
+
+    def spec(self) -> RunSpec:
+        """The run's resolved config."""
+        path = self.path / CONFIG_FILE
+        try:
+            return RunSpec(**yaml.safe_load(path.read_text()))
+        except (OSError, yaml.YAMLError, TypeError, ValueError) as error:
+            raise NevermindError(f"{path}: not a valid run config ({str(error).splitlines()[0]})") from None
+
+    # ------------------------------------------------------------------ samples
+    def records(self) -> list[SampleRecord]:
+        """Finished samples, in the order they were written; a torn last line is ignored."""
+        return list(self._read_records())
+
+    def _read_records(self) -> Iterator[SampleRecord]:
+        if not self.samples_path.exists():
+            return
+        with open(self.samples_path, "rb") as handle:
+            lines = handle.read().split(b"\n")
+        # Everything after the last newline is a torn write (or empty): not a finished sample.
+        for number, line in enumerate(lines[:-1], start=1):
+            if not line.strip():
+                continue
+            try:
+                yield SampleRecord.from_dict(json.loads(line))
+            except (ValueError, TypeError) as error:
+                raise NevermindError(f"{self.samples_path} line {number}: corrupt sample record ({error})") from None
+
+    def repair(self) -> int:
+        """Cut a torn last line left by a killed writer; returns the bytes removed."""
+        if not self.samples_path.exists():
+            return 0
+        with open(self.samples_path, "r+b") as handle:
+            data = handle.read()
+            keep = data.rfind(b"\n") + 1
+            if keep == len(data):
+                return 0
+            handle.truncate(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+            return len(data) - keep
+
+    def append(self, records: Iterable[SampleRecord]) -> None:
+        """Append finished samples durably: one write, flushed and fsynced before returning."""
+        payload = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in records)
+        if not payload:
+            return
+        with open(self.samples_path, "a", encoding="utf-8") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    # ------------------------------------------------------------------ summary and status
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Replace summary.json atomically."""
+        _write_atomic(self.path / SUMMARY_FILE, json.dumps(summary, indent=2))
+
+    def summary(self) -> dict[str, Any] | None:
+        """The summary written when the run last finished, if any."""
+        path = self.path / SUMMARY_FILE
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def meta(self) -> dict[str, Any]:
+        """Status, attempt count and timestamps (empty before the first attempt)."""
+        path = self.path / META_FILE
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def update_meta(self, **changes: Any) -> dict[str, Any]:
+        """Merge `changes` into run.json atomically and return the result."""
+        meta = {**self.meta(), **changes}
+        _write_atomic(self.path / META_FILE, json.dumps(meta, indent=2))
+        return meta
+
+    def lock(self) -> RunLock:
+        """An exclusive lock: two processes must not append to one run at once."""
+        return RunLock(self.path / LOCK_FILE)
+
+
+class RunLock:
+    """A non-blocking flock on a run directory, released when the holder exits (even by kill -9)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    def __enter__(self) -> Self:
+        self._handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            raise NevermindError(f"run {self.path.parent} is in use by another nevermind process") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never half of it."""
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
