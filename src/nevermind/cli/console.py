@@ -12,6 +12,11 @@ err_console = Console(stderr=True)
 
 @contextmanager
 def status_spinner(initial: str) -> Iterator[Callable[[str], None]]:
-    """A spinner on stderr; the yielded function changes its message."""
+    """A spinner on stderr; the yielded function changes its message.
+
+    transformers' own progress bars are switched off meanwhile: they would tear the spinner line."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     with err_console.status(initial) as status:
         yield lambda message: status.update(message)
