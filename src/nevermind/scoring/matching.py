@@ -8,8 +8,8 @@ Strings match on whole normalized words: "paris" matches "Paris." but not "Paris
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from nevermind.scoring.normalize import compact, normalize
 

@@ -33,7 +33,13 @@ def _read_number(words: list[str]) -> tuple[int, int]:
     """Parse the longest number phrase at the start of `words`; returns (value, words used)."""
     total, current, used, last = 0, 0, 0, None  # last: kind of the previous word, to split "four two"
     for i, word in enumerate(words):
-        if word == "and" and used and i + 1 < len(words) and words[i + 1] in _NUMBER_WORDS and last == "scale":
+        if (
+            word == "and"
+            and used
+            and i + 1 < len(words)
+            and words[i + 1] in _NUMBER_WORDS
+            and last == "scale"
+        ):
             continue
         if word in _UNITS:
             value = _UNITS[word]

@@ -1,10 +1,10 @@
 """The conflict suite's tasks (needle, override, moderation, jailbreak) and the registry that builds them.
 
-    from nevermind.tasks import TaskOptions, build_task
-    task = build_task("needle", TaskOptions(lengths=[100], depths=[0, 50, 100]), model.tokenizer)
-    for sample in task.samples(): ...; task.score(sample, output)
-"""
+`build_task("needle", TaskOptions(lengths=[100]), model.tokenizer)` gives a Task: iterate
+`task.samples()`, generate with `task.generation`, then `task.score(sample, output)`."""
 
+# The built-in tasks register themselves on import.
+from nevermind.tasks import jailbreak, moderation, needle, override  # noqa: F401
 from nevermind.tasks.base import TASKS, Sample, SampleScore, Task, register_task
 from nevermind.tasks.loader import (
     DEFAULT_DEPTHS,
@@ -15,9 +15,6 @@ from nevermind.tasks.loader import (
     build_task,
     load_task_file,
 )
-
-# The built-in tasks register themselves on import.
-from nevermind.tasks import jailbreak, moderation, needle, override  # noqa: E402,F401
 
 __all__ = [
     "DEFAULT_DEPTHS",

@@ -8,11 +8,12 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha1
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from nevermind.errors import NevermindError
 from nevermind.tasks.base import TASKS, Task
@@ -42,12 +43,24 @@ class TaskOptions:
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
             raise NevermindError(f"limit must be at least 1, got {self.limit}")
-        if not self.lengths or any(int(n) < 1 for n in self.lengths):
+        self.lengths = [_number(n, int, "length") for n in self.lengths]
+        self.depths = [_number(d, float, "depth") for d in self.depths]
+        if not self.lengths or any(n < 1 for n in self.lengths):
             raise NevermindError(f"lengths must be positive token counts, got {self.lengths}")
-        if not self.depths or any(not 0 <= float(d) <= 100 for d in self.depths):
+        if not self.depths or any(not 0 <= d <= 100 for d in self.depths):
             raise NevermindError(f"depths must be percentages between 0 and 100, got {self.depths}")
-        self.lengths = [int(n) for n in self.lengths]
-        self.depths = [float(d) for d in self.depths]
+
+
+def _number(value: Any, kind: type, what: str) -> Any:
+    try:
+        number = kind(value)
+        if kind is int and number != float(value):
+            raise ValueError
+        return number
+    except (TypeError, ValueError):
+        raise NevermindError(
+            f"{what} must be a number{'' if kind is float else ' of tokens'}, got {value!r}"
+        ) from None
 
 
 def take(samples: Iterable[T], limit: int | None) -> list[T]:
@@ -89,7 +102,9 @@ def load_task_file(path: str | Path) -> list[str]:
         spec.loader.exec_module(module)
     except Exception as error:  # the user's code: report it in one line
         del sys.modules[module_name]
-        raise NevermindError(f"task file {str(path)!r} failed to load: {type(error).__name__}: {error}") from error
+        raise NevermindError(
+            f"task file {str(path)!r} failed to load: {type(error).__name__}: {error}"
+        ) from error
     return sorted(set(TASKS) - before)
 
 
@@ -135,7 +150,9 @@ def build_task(name: str, options: TaskOptions | None = None, tokenizer: Any = N
     }
     task = factory(**kwargs)
     if not isinstance(task, Task):
-        raise NevermindError(f"task {name!r} does not build a Task (needs name, generation, samples(), score())")
+        raise NevermindError(
+            f"task {name!r} does not build a Task (needs name, generation, samples(), score())"
+        )
     return task
 
 

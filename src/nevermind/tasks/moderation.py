@@ -81,4 +81,3 @@ class ModerationTask:
             matches={"leak": forms},
             extra={"leak_exact": float("exact" in forms)},
         )
-

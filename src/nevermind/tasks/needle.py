@@ -8,7 +8,6 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from nevermind.data.haystack import haystack_text
@@ -112,13 +111,12 @@ class NeedleTask:
     def __init__(self, options: TaskOptions | None = None, tokenizer: Any = None) -> None:
         self.options = options or TaskOptions()
         self.tokenizer = tokenizer
-        self._by_key = {needle.key: needle for needle in NEEDLES}
 
-    @lru_cache(maxsize=8)
-    def _haystack(self, start_paragraph: int, n_tokens: int) -> str:
-        paragraphs = haystack_text().split("\n\n")
-        start = start_paragraph % len(paragraphs)
-        text = "\n\n".join(paragraphs[start:] + paragraphs[:start])
+    def _haystack(self, start_essay: int, n_tokens: int) -> str:
+        """`n_tokens` tokens of the essays, starting at essay number `start_essay` (wrapping around)."""
+        essays = haystack_text().split("\n\n")
+        start = start_essay % len(essays)
+        text = "\n\n".join(essays[start:] + essays[:start])
         return cut_to_tokens(self.tokenizer, text[: n_tokens * 8 + 2000], n_tokens)
 
     def samples(self) -> list[Sample]:
@@ -136,7 +134,10 @@ class NeedleTask:
                     Sample(
                         id=f"needle-L{length}-D{depth:g}-{needle.key}",
                         messages=[
-                            {"role": "user", "content": PROMPT.format(document=document, question=needle.question)}
+                            {
+                                "role": "user",
+                                "content": PROMPT.format(document=document, question=needle.question),
+                            }
                         ],
                         target={"answers": list(needle.answers)},
                         metadata={
@@ -153,4 +154,6 @@ class NeedleTask:
     def score(self, sample: Sample, output: str) -> SampleScore:
         """1 when any of the needle's answers appears in the output (normalized, whole words), else 0."""
         match = match_with_penalties(output, sample.target["answers"])
-        return SampleScore(value=match.value, explanation=match.explain("needle answer"), matches={"answer": match.hits})
+        return SampleScore(
+            value=match.value, explanation=match.explain("needle answer"), matches={"answer": match.hits}
+        )
