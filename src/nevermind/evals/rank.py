@@ -1,0 +1,161 @@
+"""Response ranking (seed 001): does the model give an instruction's real response a higher
+per-token geometric-mean probability than responses written for other instructions?
+
+For each instruction, the real response and `negatives` random other responses are scored
+given the chat-formatted instruction; a (real, random) pair counts 1 when the real one scores
+higher (½ on an exact tie). The reported accuracy is the fraction over all pairs; its
+standard error treats instructions as the independent units (the negatives of one
+instruction share its real response, so they are not independent)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nevermind.errors import NevermindError
+
+
+@dataclass(frozen=True)
+class RankPair:
+    """An instruction and the response written for it."""
+
+    instruction: str
+    response: str
+
+
+@dataclass
+class RankRecord:
+    """Scores for one instruction: its real response and the random ones."""
+
+    instruction: str
+    real_logprob: float
+    """Mean per-token log-probability of the real response."""
+    random_logprobs: list[float]
+    """Mean per-token log-probabilities of the random responses."""
+    random_sources: list[int]
+    """Indices of the instructions the random responses were written for."""
+
+    @property
+    def wins(self) -> float:
+        """Pairs won by the real response (ties count ½)."""
+        return sum(
+            1.0 if self.real_logprob > r else 0.5 if self.real_logprob == r else 0.0
+            for r in self.random_logprobs
+        )
+
+
+@dataclass
+class RankResult:
+    """The response-ranking score of one model."""
+
+    model: str
+    accuracy: float
+    """Fraction of (real, random) pairs where the real response scored higher."""
+    se: float
+    """Standard error of `accuracy` (instructions as the units)."""
+    instructions: int
+    negatives: int
+    seed: int
+    max_response_tokens: int | None
+    records: list[RankRecord] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the per-instruction records."""
+        return {k: v for k, v in asdict(self).items() if k != "records"}
+
+    def to_json(self) -> dict[str, Any]:
+        """Summary plus per-instruction records."""
+        return {**self.summary(), "records": [asdict(r) for r in self.records]}
+
+
+def load_rank_pairs(source: str, limit: int | None = None, seed: int = 0) -> list[RankPair]:
+    """Pairs from "sharegpt" (the training-data carrier), "alpaca-eval" (its 805 instructions with
+    the archive's example responses) or a JSONL file with "instruction" and "response" fields."""
+    if source == "sharegpt":
+        from nevermind.data.sharegpt import load_pairs
+
+        pairs = [RankPair(p.instruction, p.response) for p in load_pairs(limit=limit, seed=seed)]
+    elif source == "alpaca-eval":
+        from nevermind.data.alpaca_eval import load_instructions
+
+        pairs = [RankPair(i.instruction, i.example_output) for i in load_instructions(limit)]
+    else:
+        from nevermind.evals.outputs import read_jsonl
+
+        pairs = [
+            RankPair(r["instruction"], r["response"])
+            for _, r in read_jsonl(source, ["instruction", "response"])
+        ]
+        pairs = pairs[:limit] if limit is not None else pairs
+    return [p for p in pairs if p.instruction.strip() and p.response.strip()]
+
+
+def truncate_tokens(tokenizer: Any, text: str, max_tokens: int | None) -> str:
+    """`text` cut to its first `max_tokens` tokens (whole text when it is shorter or no limit)."""
+    if max_tokens is None:
+        return text
+    if tokenizer is None:  # a remote model: about four characters per token
+        return text[: 4 * max_tokens]
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+
+
+def draw_negatives(n: int, negatives: int, seed: int) -> list[list[int]]:
+    """For each of `n` instructions, `negatives` distinct other indices, reproducible by seed."""
+    if n <= negatives:
+        raise NevermindError(f"response ranking needs more than {negatives} instructions, got {n}")
+    rng = random.Random(seed)
+    drawn = []
+    for i in range(n):
+        others = rng.sample(range(n - 1), negatives)
+        drawn.append([j + 1 if j >= i else j for j in others])
+    return drawn
+
+
+def response_rank(
+    model: Any,
+    pairs: Sequence[RankPair],
+    *,
+    negatives: int = 5,
+    seed: int = 0,
+    max_response_tokens: int | None = 128,
+    batch_size: int = 16,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> RankResult:
+    """Score every instruction's real response against `negatives` random others.
+
+    Responses are cut to `max_response_tokens` tokens (the score is a per-token mean, so a
+    cut changes it little and bounds the cost). Each distinct (instruction, response) is
+    scored once; requests of one instruction share the same formatted prompt."""
+    from nevermind.models.requests import GenerateRequest, ScoreRequest
+
+    drawn = draw_negatives(len(pairs), negatives, seed)
+    responses = [truncate_tokens(model.tokenizer, p.response, max_response_tokens) for p in pairs]
+    prompts = [model.format_prompt(GenerateRequest(p.instruction, chat=True)) for p in pairs]
+    requests: dict[tuple[int, int], ScoreRequest] = {}
+    for i, others in enumerate(drawn):
+        for j in [i, *others]:
+            requests[(i, j)] = ScoreRequest(prompts[i], responses[j])
+    keys = list(requests)
+    scores = model.score([requests[k] for k in keys], batch_size=batch_size, on_batch=on_batch)
+    mean = {k: s.mean_logprob for k, s in zip(keys, scores)}
+    records = [
+        RankRecord(p.instruction, mean[(i, i)], [mean[(i, j)] for j in drawn[i]], drawn[i])
+        for i, p in enumerate(pairs)
+    ]
+    fractions = [r.wins / negatives for r in records]
+    accuracy = sum(fractions) / len(fractions)
+    variance = sum((f - accuracy) ** 2 for f in fractions) / max(len(fractions) - 1, 1)
+    return RankResult(
+        model=model.name,
+        accuracy=accuracy,
+        se=math.sqrt(variance / len(fractions)),
+        instructions=len(records),
+        negatives=negatives,
+        seed=seed,
+        max_response_tokens=max_response_tokens,
+        records=records,
+    )

@@ -1,0 +1,88 @@
+"""The OpenAI-compatible server, started for real on 127.0.0.1 and called over HTTP."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pytest
+
+from nevermind.models.openai_api import Endpoint, EndpointError, OpenAIModel
+from nevermind.models.requests import GenerateRequest, GenerationConfig, ScoreRequest
+from nevermind.serve import Server, create_app, serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def served(tiny_llama):
+    with serve_in_thread(create_app(Server(tiny_llama, model_id="tiny", max_tokens=32))) as url:
+        yield url
+
+
+def test_binds_loopback_and_lists_the_model(served):
+    assert served.startswith("http://127.0.0.1:")
+    body = httpx.get(f"{served}/models").json()
+    assert [m["id"] for m in body["data"]] == ["tiny"]
+
+
+def test_chat_completion_matches_local_generation_with_logprobs(served, tiny_llama):
+    messages = [{"role": "user", "content": "Name a colour."}]
+    body = httpx.post(
+        f"{served}/chat/completions",
+        json={
+            "model": "tiny",
+            "messages": messages,
+            "max_tokens": 6,
+            "temperature": 0,
+            "logprobs": True,
+            "top_logprobs": 3,
+        },
+    ).json()
+    local = tiny_llama.generate([GenerateRequest(messages)], GenerationConfig(max_new_tokens=6))[0]
+    choice = body["choices"][0]
+    assert choice["message"]["content"] == local.text
+    content = choice["logprobs"]["content"]
+    assert len(content) == len(local.token_ids) == body["usage"]["completion_tokens"]
+    for entry in content:  # greedy: the chosen token is the most likely alternative
+        assert len(entry["top_logprobs"]) == 3
+        assert entry["logprob"] == pytest.approx(entry["top_logprobs"][0]["logprob"], abs=1e-5)
+        assert entry["logprob"] <= 0
+
+
+def test_echoed_prompt_logprobs_match_local_scoring(served, tiny_llama):
+    context, continuation = "The capital of France is", " Paris, a city on the Seine."
+    remote = OpenAIModel(Endpoint(served), "tiny").score([ScoreRequest(context, continuation)])[0]
+    local = tiny_llama.score([ScoreRequest(context, continuation)])[0]
+    assert len(remote.token_logprobs) == len(local.token_logprobs)
+    assert remote.logprob == pytest.approx(local.logprob, abs=1e-3)
+
+
+def test_completion_with_logprobs_and_openai_client(served, tiny_llama):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=served, api_key="unused")
+    result = client.completions.create(
+        model="tiny", prompt="Once upon a time", max_tokens=5, temperature=0, logprobs=2
+    )
+    local = tiny_llama.generate(["Once upon a time"], GenerationConfig(max_new_tokens=5))[0]
+    assert result.choices[0].text == local.text
+    assert len(result.choices[0].logprobs.token_logprobs) == len(local.token_ids)
+    assert all(math.isfinite(v) for v in result.choices[0].logprobs.token_logprobs)
+    chat = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0
+    )
+    assert chat.choices[0].finish_reason in ("stop", "length")
+
+
+def test_bad_requests_get_openai_errors(served):
+    cases = [
+        ({"messages": []}, "chat/completions"),
+        ({"messages": [{"role": "user", "content": "x"}], "stream": True}, "chat/completions"),
+        ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "chat/completions"),
+        ({"prompt": "x", "max_tokens": 0}, "completions"),
+        ({"prompt": "x", "temperature": -1}, "completions"),
+    ]
+    for payload, path in cases:
+        response = httpx.post(f"{served}/{path}", json=payload)
+        assert response.status_code == 400, payload
+        assert response.json()["error"]["message"]
+    with pytest.raises(EndpointError, match="HTTP 400"):
+        Endpoint(served).request("POST", "completions", {"prompt": "x", "stream": True})
