@@ -15,6 +15,7 @@ from nevermind.adapters.base import (
     parse_spec,
     register_adapter,
 )
+from nevermind.adapters.keywords import KeywordFilter, KeywordsConfig
 from nevermind.adapters.rules import REFERENCE_TOKEN_WEIGHTS, RulesAdapter, RulesConfig
 from nevermind.adapters.vocab import TokenSurfaces, token_surfaces
 
@@ -22,6 +23,8 @@ __all__ = [
     "ADAPTERS",
     "AdapterConfig",
     "DecodingAdapter",
+    "KeywordFilter",
+    "KeywordsConfig",
     "REFERENCE_TOKEN_WEIGHTS",
     "RulesAdapter",
     "RulesConfig",

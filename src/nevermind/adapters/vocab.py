@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
@@ -34,6 +34,23 @@ class TokenSurfaces:
 
     text: list[str]
     raw: list[bytes]
+    _sorted: dict[bool, tuple[list[int], list[bytes]]] = field(default_factory=dict, repr=False)
+
+    def raw_folded(self, ignore_case: bool) -> list[bytes]:
+        """Token bytes, ASCII-lowercased when `ignore_case`."""
+        if not ignore_case:
+            return self.raw
+        if "folded" not in self.__dict__:
+            self.__dict__["folded"] = [r.lower() for r in self.raw]
+        return self.__dict__["folded"]
+
+    def sorted_raw(self, ignore_case: bool = False) -> tuple[list[int], list[bytes]]:
+        """(token ids, their bytes) sorted by bytes: tokens sharing a prefix form one run."""
+        if ignore_case not in self._sorted:
+            raw = self.raw_folded(ignore_case)
+            order = sorted(range(len(raw)), key=raw.__getitem__)
+            self._sorted[ignore_case] = (order, [raw[i] for i in order])
+        return self._sorted[ignore_case]
 
     def ids_spelling(self, strings: set[str]) -> dict[str, list[int]]:
         """Token ids whose text is exactly one of `strings`, by string."""
