@@ -1,5 +1,6 @@
 import textwrap
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,16 @@ def test_options_defaults_and_coercion():
     options = TaskOptions(lengths=["100", 250.0], depths=[0, "50"])
     assert options.lengths == [100, 250] and options.depths == [0.0, 50.0]
     assert TaskOptions().lengths == [100, 250, 500, 1000, 2000, 4096]
+
+
+def test_the_documented_example_task_runs(tmp_path):
+    docs = (Path(__file__).parents[2] / "docs" / "tasks.md").read_text()
+    example = docs.split("# my_tasks.py\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my_tasks.py").write_text(example)
+    try:
+        task = build_task(f"{tmp_path / 'my_tasks.py'}:capital_quiz", TaskOptions())
+        sample = task.samples()[0]
+        assert task.score(sample, "Lima is the capital.").value == 1.0
+        assert task.score(sample, "Cusco.").value == 0.0
+    finally:
+        TASKS.pop("capital_quiz", None)
