@@ -15,6 +15,7 @@ from nevermind.models.requests import (
     ScoreRequest,
     ScoreResult,
 )
+from nevermind.models.rope import RopeScaling
 
 BACKENDS = ("hf",)
 """Backends that `load_model` knows."""
@@ -27,15 +28,22 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     on_status: Callable[[str], None] | None = None,
+    rope: RopeScaling | str | None = None,
+    max_positions: int | None = None,
     **options: Any,
 ) -> LanguageModel:
-    """Load a model by bundled name, hub id, local directory or GGUF file."""
+    """Load a model by bundled name, hub id, local directory or GGUF file.
+
+    `rope` scales its rotary position embedding ("ntk:4", "dynamic:2", "linear:4[:global]");
+    `max_positions` overrides the context length its config declares."""
     from nevermind.errors import NevermindError
 
     if backend == "hf":
         from nevermind.models.hf import HFModel
 
-        return HFModel.load(name, device=device, dtype=dtype, on_status=on_status, **options)
+        return HFModel.load(
+            name, device=device, dtype=dtype, on_status=on_status, rope=rope, max_positions=max_positions, **options
+        )
     raise NevermindError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
 
 
@@ -49,6 +57,7 @@ __all__ = [
     "LanguageModel",
     "Message",
     "ScoreRequest",
+    "RopeScaling",
     "ScoreResult",
     "cache_root",
     "format_chat",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
@@ -17,6 +17,9 @@ from nevermind.models.requests import (
     ScoreRequest,
     ScoreResult,
 )
+
+if TYPE_CHECKING:
+    from nevermind.models.rope import RopeScaling
 
 BatchCallback = Callable[[int, int], None]
 """Called after each batch with (requests finished in the batch, tokens generated or scored)."""
@@ -71,11 +74,19 @@ class HFModel:
         dtype: str = "auto",
         on_status: Callable[[str], None] | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        rope: "RopeScaling | str | None" = None,
+        max_positions: int | None = None,
     ) -> "HFModel":
         """Load a bundled name, GGUF file, local directory or hub id.
 
-        `on_status` receives short messages for slow steps (conversion, loading)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        `on_status` receives short messages for slow steps (conversion, loading). `rope`
+        scales the rotary position embedding ("ntk:4", "dynamic:2", "linear:4" or a
+        RopeScaling); `max_positions` overrides the config's max_position_embeddings."""
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        from nevermind.models.rope import RopeScaling, apply_rope_scaling
+
+        scaling = RopeScaling.parse(rope) if isinstance(rope, str) else rope
 
         resolved = resolve_model(name, on_convert=on_status)
         target = pick_device(device)
@@ -83,8 +94,12 @@ class HFModel:
             on_status(f"loading {name} on {target}")
         try:
             tokenizer = AutoTokenizer.from_pretrained(resolved.source)
+            kwargs = dict(model_kwargs or {})
+            if scaling is not None or max_positions is not None:
+                config = kwargs.pop("config", None) or AutoConfig.from_pretrained(resolved.source)
+                kwargs["config"] = apply_rope_scaling(config, scaling, max_positions=max_positions)
             model = AutoModelForCausalLM.from_pretrained(
-                resolved.source, dtype=pick_dtype(dtype, target), **(model_kwargs or {})
+                resolved.source, dtype=pick_dtype(dtype, target), **kwargs
             )
         except OSError as error:
             raise _load_error(resolved, error) from None

@@ -1,0 +1,166 @@
+"""RoPE scaling as a model option: change a model's rotary position embedding so it can read
+past the context length it was trained on (static NTK alpha, dynamic NTK, linear interpolation).
+
+The option edits the model's config before the weights load, so transformers builds the
+rotary embedding itself; nothing is patched at run time. Gemma 3 keeps separate rope
+parameters for its local (sliding-window) and global layers: both are scaled unless the
+option names one group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Literal
+
+from nevermind.errors import NevermindError
+
+if TYPE_CHECKING:
+    import torch
+
+RopeKind = Literal["ntk", "dynamic", "linear"]
+"""ntk: static NTK-aware base change; dynamic: NTK base grown with the sequence; linear: position interpolation."""
+RopeLayers = Literal["all", "global", "local"]
+"""Which attention layers to scale on models with per-layer rope (Gemma 3); others have one group."""
+
+KINDS: tuple[str, ...] = ("ntk", "dynamic", "linear")
+"""The scaling kinds, in the order the CLI lists them."""
+LAYER_GROUPS: dict[str, str] = {"global": "full_attention", "local": "sliding_attention"}
+"""Friendly layer-group names → transformers' layer types."""
+
+
+@dataclass(frozen=True)
+class RopeScaling:
+    """How to scale a model's rotary position embedding."""
+
+    kind: RopeKind
+    """ntk (static base × alpha^(d/(d−2))), dynamic (transformers' dynamic NTK) or linear."""
+    alpha: float
+    """Scaling factor ≥ 1; alpha 1 leaves the model unchanged for every kind."""
+    layers: RopeLayers = "all"
+    """On models with per-layer rope (Gemma 3): scale all, only global or only local layers."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise NevermindError(f"unknown rope scaling {self.kind!r}: choose one of {', '.join(KINDS)}")
+        if not self.alpha >= 1.0 or self.alpha != self.alpha or self.alpha == float("inf"):
+            raise NevermindError(f"rope alpha must be a finite number ≥ 1, got {self.alpha}")
+        if self.layers not in ("all", *LAYER_GROUPS):
+            raise NevermindError(f"unknown rope layer group {self.layers!r}: choose all, global or local")
+
+    @classmethod
+    def parse(cls, spec: str) -> "RopeScaling":
+        """Parse "KIND:ALPHA[:LAYERS]", e.g. "ntk:4", "dynamic:2", "linear:4:global"."""
+        parts = spec.strip().split(":")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise NevermindError(
+                f"bad rope option {spec!r}: write KIND:ALPHA[:LAYERS], e.g. ntk:4, dynamic:2 or linear:4:global"
+            )
+        try:
+            alpha = float(parts[1])
+        except ValueError:
+            raise NevermindError(f"bad rope option {spec!r}: alpha {parts[1]!r} is not a number") from None
+        return cls(parts[0], alpha, parts[2] if len(parts) == 3 else "all")  # type: ignore[arg-type]
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether this scaling leaves the model as it was trained (alpha 1)."""
+        return self.alpha == 1.0
+
+    def __str__(self) -> str:
+        alpha = f"{self.alpha:g}"
+        return f"{self.kind}:{alpha}" + ("" if self.layers == "all" else f":{self.layers}")
+
+
+def ntk_base(base: float, alpha: float, dim: int) -> float:
+    """Static NTK-aware rope base: base × alpha^(d/(d−2)), d the rotary dimension."""
+    return base * alpha ** (dim / (dim - 2))
+
+
+def head_dim(config: Any) -> int:
+    """The rotary dimension of a config (head_dim, else hidden_size / heads), partial rotary included."""
+    dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    factor = 1.0
+    for params in _rope_groups(config).values():
+        factor = params.get("partial_rotary_factor", 1.0)
+    return int(dim * factor)
+
+
+def _rope_groups(config: Any) -> dict[str, dict[str, Any]]:
+    """The config's rope parameter dicts by layer type ("" for models with one shared dict)."""
+    params = getattr(config, "rope_parameters", None)
+    if not isinstance(params, dict) or not params:
+        raise NevermindError(f"model type {getattr(config, 'model_type', '?')!r} has no rope parameters to scale")
+    nested = {k: v for k, v in params.items() if isinstance(v, dict)}
+    return nested if nested else {"": params}
+
+
+def trained_positions(config: Any) -> int:
+    """The context length the config declares (max_position_embeddings)."""
+    return int(config.max_position_embeddings)
+
+
+def apply_rope_scaling(config: Any, scaling: RopeScaling | None, *, max_positions: int | None = None) -> Any:
+    """Edit a transformers config in place so the model it builds uses `scaling`; returns it.
+
+    `max_positions` overrides max_position_embeddings: the length dynamic NTK starts
+    scaling from. It does not change what the weights learned — a model trained on 8192
+    positions still reads 8192 positions well after being told 512."""
+    if max_positions is not None:
+        if max_positions < 2:
+            raise NevermindError(f"max positions must be at least 2, got {max_positions}")
+        config.max_position_embeddings = int(max_positions)
+    if scaling is None or scaling.is_identity:
+        return config
+    groups = _rope_groups(config)
+    if scaling.layers != "all":
+        wanted = LAYER_GROUPS[scaling.layers]
+        if wanted not in groups:
+            raise NevermindError(
+                f"rope option {scaling}: this model has no separate {scaling.layers} layers "
+                f"(its rope groups: {', '.join(g or 'one shared' for g in groups)})"
+            )
+        groups = {wanted: groups[wanted]}
+    dim = head_dim(config)
+    for params in groups.values():
+        if params.get("rope_type", "default") != "default":
+            raise NevermindError(
+                f"model already uses {params['rope_type']!r} rope scaling; nevermind scales only default rope"
+            )
+        if scaling.kind == "ntk":
+            params["rope_theta"] = ntk_base(float(params["rope_theta"]), scaling.alpha, dim)
+        else:
+            params["rope_type"] = scaling.kind
+            params["factor"] = float(scaling.alpha)
+    return config
+
+
+def _rotary_modules(model: Any) -> Iterator[Any]:
+    for module in model.modules():
+        if hasattr(module, "original_max_seq_len") and hasattr(module, "rope_type"):
+            yield module
+
+
+def inv_freqs(model: Any) -> dict[str, torch.Tensor]:
+    """The rotary inverse frequencies the model uses now, by layer type ("" when shared)."""
+    found: dict[str, torch.Tensor] = {}
+    for module in _rotary_modules(model):
+        if isinstance(module.rope_type, dict):
+            for layer_type in module.rope_type:
+                found[layer_type] = getattr(module, f"{layer_type}_inv_freq").detach().clone()
+        else:
+            found[""] = module.inv_freq.detach().clone()
+    if not found:
+        raise NevermindError("model has no rotary embedding module")
+    return found
+
+
+def reset_rope_state(model: Any) -> None:
+    """Undo the state dynamic NTK keeps after a long sequence (its enlarged base), so the
+    next measurement starts from the model as loaded. A no-op for static scaling."""
+    for module in _rotary_modules(model):
+        groups = module.rope_type if isinstance(module.rope_type, dict) else {"": module.rope_type}
+        for layer_type in groups:
+            prefix = f"{layer_type}_" if layer_type else ""
+            original = getattr(module, f"{prefix}original_inv_freq")
+            module.register_buffer(f"{prefix}inv_freq", original.clone(), persistent=False)
+            setattr(module, f"{prefix}max_seq_len_cached", module.original_max_seq_len)
+        module.max_seq_len_cached = module.original_max_seq_len

@@ -1,0 +1,109 @@
+"""RoPE scaling as a model option: the rotary embedding's inv_freq changes as each formula says,
+on both bundled architectures (Gemma 3 with its separate local and global bases)."""
+
+import pytest
+import torch
+
+from nevermind.errors import NevermindError
+from nevermind.models.hf import HFModel
+from nevermind.models.rope import RopeScaling, inv_freqs, ntk_base, reset_rope_state
+
+
+def _load(directory, rope=None, max_positions=None) -> HFModel:
+    return HFModel.load(str(directory), device="cpu", rope=rope, max_positions=max_positions)
+
+
+def _inv_freq(base: float, dim: int) -> torch.Tensor:
+    return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+
+
+def _bases(model: HFModel) -> dict[str, float]:
+    params = model.model.config.rope_parameters
+    if "rope_theta" in params:
+        return {"": float(params["rope_theta"])}
+    return {layer_type: float(p["rope_theta"]) for layer_type, p in params.items()}
+
+
+@pytest.fixture(params=["llama", "gemma3"])
+def tiny_dir(request):
+    return request.getfixturevalue("tiny_llama_dir" if request.param == "llama" else "tiny_gemma_dir")
+
+
+def test_parse_and_print():
+    assert RopeScaling.parse("ntk:4") == RopeScaling("ntk", 4.0)
+    assert RopeScaling.parse(" linear:2.5:global ") == RopeScaling("linear", 2.5, "global")
+    assert str(RopeScaling.parse("dynamic:8:local")) == "dynamic:8:local"
+
+
+@pytest.mark.parametrize("spec", ["ntk", "ntk:", "yarn:4", "ntk:four", "ntk:0.5", "ntk:nan", "ntk:4:middle", "a:b:c:d"])
+def test_bad_specs_are_one_line_errors(spec):
+    with pytest.raises(NevermindError) as error:
+        RopeScaling.parse(spec)
+    assert "\n" not in str(error.value)
+
+
+def test_ntk_base_formula():
+    assert ntk_base(10_000.0, 4.0, 64) == pytest.approx(10_000 * 4 ** (64 / 62))
+    assert ntk_base(10_000.0, 1.0, 64) == 10_000.0
+
+
+def test_static_ntk_changes_every_base_as_the_formula_says(tiny_dir):
+    plain = _load(tiny_dir)
+    scaled = _load(tiny_dir, "ntk:4")
+    dim = plain.model.config.head_dim
+    before, after = inv_freqs(plain.model), inv_freqs(scaled.model)
+    assert set(before) == set(_bases(plain))  # gemma3: both full_attention and sliding_attention
+    for layer_type, base in _bases(plain).items():
+        expected = _inv_freq(ntk_base(base, 4.0, dim), dim)
+        torch.testing.assert_close(after[layer_type].double(), expected, rtol=1e-5, atol=0)
+        assert not torch.allclose(after[layer_type], before[layer_type])
+
+
+def test_linear_divides_frequencies(tiny_dir):
+    plain, scaled = inv_freqs(_load(tiny_dir).model), inv_freqs(_load(tiny_dir, "linear:4").model)
+    for layer_type in plain:
+        torch.testing.assert_close(scaled[layer_type], plain[layer_type] / 4)
+
+
+def test_alpha_one_is_the_model_as_trained(tiny_dir):
+    plain, same = _load(tiny_dir), _load(tiny_dir, RopeScaling("dynamic", 1.0))
+    ids = torch.arange(100, 400)[None]
+    with torch.inference_mode():
+        torch.testing.assert_close(plain.model(ids).logits, same.model(ids).logits)
+
+
+def test_dynamic_ntk_grows_past_max_positions_and_resets(tiny_dir):
+    model = _load(tiny_dir, "dynamic:4", max_positions=64)
+    plain = inv_freqs(_load(tiny_dir).model)
+    dim = model.model.config.head_dim
+    torch.testing.assert_close(inv_freqs(model.model)[next(iter(plain))], plain[next(iter(plain))])
+    with torch.inference_mode():
+        model.model(torch.arange(100, 300)[None])  # 200 tokens > 64 declared positions
+    grown = inv_freqs(model.model)
+    for layer_type, base in _bases(model).items():
+        expected_base = base * (4 * 200 / 64 - 3) ** (dim / (dim - 2))
+        torch.testing.assert_close(grown[layer_type].double(), _inv_freq(expected_base, dim), rtol=1e-5, atol=0)
+    reset_rope_state(model.model)
+    for layer_type, freq in inv_freqs(model.model).items():
+        torch.testing.assert_close(freq, plain[layer_type])
+
+
+def test_gemma_layer_groups_scale_separately(tiny_gemma_dir):
+    plain = inv_freqs(_load(tiny_gemma_dir).model)
+    only_global = inv_freqs(_load(tiny_gemma_dir, "ntk:8:global").model)
+    only_local = inv_freqs(_load(tiny_gemma_dir, "ntk:8:local").model)
+    torch.testing.assert_close(only_global["sliding_attention"], plain["sliding_attention"])
+    assert not torch.allclose(only_global["full_attention"], plain["full_attention"])
+    torch.testing.assert_close(only_local["full_attention"], plain["full_attention"])
+    assert not torch.allclose(only_local["sliding_attention"], plain["sliding_attention"])
+
+
+def test_llama_has_no_layer_groups(tiny_llama_dir):
+    with pytest.raises(NevermindError, match="no separate global layers"):
+        _load(tiny_llama_dir, "ntk:2:global")
+
+
+def test_max_positions_sets_declared_length(tiny_llama_dir):
+    assert _load(tiny_llama_dir, max_positions=256).model.config.max_position_embeddings == 256
+    with pytest.raises(NevermindError):
+        _load(tiny_llama_dir, max_positions=1)
