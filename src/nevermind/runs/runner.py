@@ -93,6 +93,11 @@ def task_options(spec: RunSpec) -> TaskOptions:
 def run_eval(config: EvalConfig, *, progress: RunProgress | None = None, load: Any = None) -> list[RunResult]:
     """Run every model of `config` in turn (one run directory each, resumed when it exists)."""
     check_task_names(config.tasks)
+    if load is None:  # an unknown model fails here, before any run directory is made for it
+        from nevermind.models import resolve_model
+
+        for model in config.models:
+            resolve_model(model, on_convert=(progress or SilentProgress()).status)
     out = prepare_out_dir(config.out)
     index = RunIndex(out)
     return [run_model(spec, out, index=index, progress=progress, load=load) for spec in config.run_specs()]
