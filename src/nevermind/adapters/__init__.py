@@ -15,7 +15,16 @@ from nevermind.adapters.base import (
     parse_spec,
     register_adapter,
 )
+from nevermind.adapters.inhibition import InhibitionConfig, InhibitionStats, ThoughtInhibition
 from nevermind.adapters.keywords import KeywordFilter, KeywordsConfig
+from nevermind.adapters.moderators import (
+    MODERATORS,
+    KeywordModerator,
+    ModelModerator,
+    Moderator,
+    RegexModerator,
+    register_moderator,
+)
 from nevermind.adapters.rules import REFERENCE_TOKEN_WEIGHTS, RulesAdapter, RulesConfig
 from nevermind.adapters.vocab import TokenSurfaces, token_surfaces
 
@@ -23,11 +32,19 @@ __all__ = [
     "ADAPTERS",
     "AdapterConfig",
     "DecodingAdapter",
+    "InhibitionConfig",
+    "InhibitionStats",
     "KeywordFilter",
+    "KeywordModerator",
     "KeywordsConfig",
+    "MODERATORS",
+    "ModelModerator",
+    "Moderator",
     "REFERENCE_TOKEN_WEIGHTS",
+    "RegexModerator",
     "RulesAdapter",
     "RulesConfig",
+    "ThoughtInhibition",
     "TokenSurfaces",
     "adapter_config",
     "build_adapter",
@@ -35,5 +52,6 @@ __all__ = [
     "is_decoding_adapter",
     "parse_spec",
     "register_adapter",
+    "register_moderator",
     "token_surfaces",
 ]
