@@ -117,7 +117,10 @@ class NeedleTask:
         essays = haystack_text().split("\n\n")
         start = start_essay % len(essays)
         text = "\n\n".join(essays[start:] + essays[:start])
-        return cut_to_tokens(self.tokenizer, text[: n_tokens * 8 + 2000], n_tokens)
+        budget = n_tokens * 8 + 2000  # characters: far more than n_tokens tokens of English prose
+        while len(text) < budget:  # beyond the essays' ~150k tokens, they start over
+            text = f"{text}\n\n{text}"
+        return cut_to_tokens(self.tokenizer, text[:budget], n_tokens)
 
     def samples(self) -> list[Sample]:
         """Cells length × depth, NEEDLES_PER_CELL needles each; the first pass covers every cell once."""
