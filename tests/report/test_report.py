@@ -173,3 +173,10 @@ def test_planted_script_does_not_run_in_chromium(tmp_path):
         assert f'id="{section}"' in dom
     assert "&lt;script&gt;document.title='pwned-output'&lt;/script&gt;" in dom
     assert dom.count('<img class="plot"') == 2
+
+
+def test_out_dir_moved_after_indexing(tmp_path):
+    make_run(tmp_path / "old", "smollm2-135m-instruct", [1, 0])
+    make_run(tmp_path / "old", "gemma-3-270m", [1])
+    (tmp_path / "old").rename(tmp_path / "new")  # the index holds the old paths; the children still count
+    assert sorted(run.label for run in load_runs([tmp_path / "new"])) == ["gemma-3-270m", "smollm2-135m-instruct"]

@@ -74,3 +74,8 @@ def test_run_id_deterministic_and_sensitive():
 def test_model_slug():
     assert model_slug("HuggingFaceTB/SmolLM2-135M") == "SmolLM2-135M"
     assert model_slug("/a/b/model dir/") == "model-dir"
+
+
+def test_comma_separated_lists_in_yaml(tmp_path):
+    config = resolve_config(write(tmp_path, "models: a\ntasks: needle, override\nlengths: 100,250\n"))
+    assert config.tasks == ["needle", "override"] and config.lengths == [100, 250] and config.models == ["a"]

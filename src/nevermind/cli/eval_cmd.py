@@ -92,6 +92,9 @@ def eval_command(
     overrides.update(models=model or None, limit=limit, out=out, batch_size=batch_size,
                      max_new_tokens=max_new_tokens, seed=seed, device=device, dtype=dtype)
     resolved = resolve_config(config, overrides)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its weight-loading bars would tear ours
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
     with Progress(*columns, console=err_console) as bar:

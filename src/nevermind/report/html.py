@@ -97,10 +97,12 @@ def load_runs(paths: Sequence[Path]) -> list[ReportRun]:
         if (path / CONFIG_FILE).is_file():
             directories.append(path)
         elif (path / INDEX_FILE).is_file():
-            found = [run.path for run in RunIndex(path).runs() if (run.path / CONFIG_FILE).is_file()]
+            # The run directories are the output directory's children; the index orders them by start.
+            started = {run.id: run.started for run in RunIndex(path).runs()}
+            found = [child for child in path.iterdir() if (child / CONFIG_FILE).is_file()]
             if not found:
-                raise NevermindError(f"{path / INDEX_FILE} lists no run directory that still exists")
-            directories += found
+                raise NevermindError(f"{path} holds no run directory")
+            directories += sorted(found, key=lambda child: (started.get(child.name, "~"), child.name))
         elif not path.exists():
             raise NevermindError(f"{path} does not exist")
         else:

@@ -44,6 +44,12 @@ class SuiteOptions(BaseModel):
         default_factory=list, description="Decode-time adapters applied while generating (none by default)."
     )
 
+    @field_validator("tasks", "lengths", "depths", "adapters", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """A list may be written "a, b" in YAML as on the command line."""
+        return split_list(value) if isinstance(value, str) else value
+
     @field_validator("lengths")
     @classmethod
     def _positive_lengths(cls, lengths: list[int] | None) -> list[int] | None:
