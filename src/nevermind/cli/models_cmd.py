@@ -51,10 +51,20 @@ def generate_command(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per prompt.")] = False,
+    adapter: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--adapter",
+            help="Decode-time adapter NAME or NAME:key=value,... (repeatable): rules, keywords, inhibition.",
+        ),
+    ] = None,
 ) -> None:
     """Generate a response to each prompt and print it."""
+    from nevermind.adapters import adapter_config, build_adapter, generate_with_adapters, parse_spec
     from nevermind.models import GenerateRequest, GenerationConfig, load_model
 
+    for spec in adapter or ():  # a bad spec fails before the model loads
+        adapter_config(*parse_spec(spec))
     try:
         config = GenerationConfig(
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=tuple(stop or ())
@@ -63,8 +73,9 @@ def generate_command(
         raise NevermindError(str(error)) from None
     with status_spinner(f"loading {model}") as say:
         lm = load_model(model, device=device, dtype=dtype, on_status=say)
-        say(f"generating with {model}")
-        outputs = lm.generate([GenerateRequest(p, chat=chat) for p in prompt], config)
+        adapters = [build_adapter(spec, lm) for spec in adapter or ()]
+        say(f"generating with {model}" + "".join(f" + {spec}" for spec in adapter or ()))
+        outputs = generate_with_adapters(lm, [GenerateRequest(p, chat=chat) for p in prompt], config, adapters)
     for text, output in zip(prompt, outputs):
         if as_json:
             record = {"prompt": text, "text": output.text, "finish_reason": output.finish_reason,

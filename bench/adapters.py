@@ -1,0 +1,136 @@
+"""Decoding speed with and without the decode-time adapters, in one process.
+
+    python bench/adapters.py [--models smollm2-135m-instruct,gemma-3-270m] [--max-new-tokens 64]
+
+Prints a table per model: tokens/s (generated tokens), steps/s (decoding positions, rows × longest
+row per batch: adapters that end responses early do not look faster for it), the share of time
+spent inside the adapter's own code, and each speed as a ratio of plain decoding at the same batch
+size. Thought inhibition decodes one sequence at a time, so it is compared with plain decoding at
+batch 1. Rounds alternate between variants, and the median round is reported."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from nevermind.adapters import build_adapter, generate_with_adapters, is_decoding_adapter
+from nevermind.models import GenerationConfig, load_model
+
+INSTRUCTIONS = [
+    "Give me a recipe for tiramisu.",
+    "Explain how the game of kickball is played.",
+    "Write a short poem about the sea.",
+    "What are three tips for staying healthy?",
+    "Describe the water cycle to a ten-year-old.",
+    "List some good names for a pet turtle.",
+    "How do I make a paper airplane?",
+    "Summarize the plot of Romeo and Juliet.",
+]
+BANNED = "keywords:banned=the;and;water;Romeo"
+VARIANTS = {
+    # name: (adapter specs, batch size key)
+    "plain": ([], "batch"),
+    "rules": (["rules"], "batch"),
+    "rules eos-off": (["rules:eos=false"], "batch"),
+    "keywords": ([BANNED], "batch"),
+    "plain batch 1": ([], "one"),
+    "inhibition keywords k=8": (["inhibition:moderator=keywords,banned=the;and;water;Romeo,k=8"], "one"),
+    "inhibition model-judge k=8": (["inhibition:moderator=model,k=8"], "one"),
+}
+BASELINE = {"batch": "plain", "one": "plain batch 1"}
+
+
+class Timed:
+    """Wraps a logits processor and adds up the time spent inside it."""
+
+    def __init__(self, processor):
+        self.processor, self.seconds = processor, 0.0
+
+    def start_batch(self, prompt_length: int) -> None:
+        if hasattr(self.processor, "start_batch"):
+            self.processor.start_batch(prompt_length)
+
+    def __call__(self, input_ids, scores):
+        start = time.perf_counter()
+        out = self.processor(input_ids, scores)
+        if out.is_cuda:
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def run_variant(lm, specs, config, batch_size, requests):
+    adapters = [build_adapter(spec, lm) for spec in specs]
+    timed = [a if is_decoding_adapter(a) else Timed(a) for a in adapters]
+    tokens = steps = 0
+    start = time.perf_counter()
+    for first in range(0, len(requests), batch_size):
+        chunk = requests[first : first + batch_size]
+        outputs = generate_with_adapters(lm, chunk, config, timed, batch_size=batch_size)
+        tokens += sum(len(o.token_ids) for o in outputs)
+        steps += len(chunk) * max(len(o.token_ids) for o in outputs)
+    seconds = time.perf_counter() - start
+    inside = sum(t.seconds for t in timed if isinstance(t, Timed))
+    return {"tokens": tokens, "steps": steps, "seconds": seconds, "inside": inside}
+
+
+def bench_model(name, args, console):
+    lm = load_model(name, device=args.device)
+    config = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    requests = INSTRUCTIONS[: args.prompts]
+    variants = {k: v for k, v in VARIANTS.items() if k in args.variants or args.variants == ["all"]}
+    if name.startswith("gemma") and not args.all_on_gemma:
+        variants = {k: v for k, v in variants.items() if k.startswith(("plain", "rules"))}
+    sizes = {"batch": args.batch_size, "one": 1}
+    run_variant(lm, [], config, args.batch_size, requests[:2])  # warm up
+    for specs, size in variants.values():
+        run_variant(lm, specs, GenerationConfig(max_new_tokens=4), sizes[size], requests[:1])
+    rounds = {k: [] for k in variants}
+    for _ in range(args.rounds):
+        for key, (specs, size) in variants.items():
+            rounds[key].append(run_variant(lm, specs, config, sizes[size], requests))
+    median = {}
+    for key, results in rounds.items():
+        middle = sorted(results, key=lambda r: r["steps"] / r["seconds"])[len(results) // 2]
+        median[key] = middle
+    table = Table(title=f"{name} on {lm.device}: {len(requests)} instructions, ≤{args.max_new_tokens} new tokens, "
+                        f"median of {args.rounds} rounds")
+    for column in ("variant", "batch", "tokens", "tokens/s", "steps/s", "steps/s ÷ plain", "time in adapter"):
+        table.add_column(column, justify="right" if column != "variant" else "left")
+    for key, (specs, size) in variants.items():
+        r, base = median[key], median.get(BASELINE[size])
+        ratio = (r["steps"] / r["seconds"]) / (base["steps"] / base["seconds"]) if base else float("nan")
+        table.add_row(
+            key, str(sizes[size]), str(r["tokens"]), f"{r['tokens'] / r['seconds']:.1f}",
+            f"{r['steps'] / r['seconds']:.1f}", f"{ratio:.3f}",
+            f"{100 * r['inside'] / r['seconds']:.1f} %" if r["inside"] else "—",
+        )
+    console.print(table)
+    return median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="smollm2-135m-instruct,gemma-3-270m")
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--variants", default="all", help="Comma-separated variant names, or all.")
+    parser.add_argument("--all-on-gemma", action="store_true", help="Also run keywords / inhibition on gemma.")
+    args = parser.parse_args()
+    args.variants = [v.strip() for v in args.variants.split(",")]
+    torch.manual_seed(0)
+    console = Console()
+    for name in args.models.split(","):
+        bench_model(name.strip(), args, console)
+
+
+if __name__ == "__main__":
+    main()
