@@ -79,3 +79,14 @@ def test_model_slug():
 def test_comma_separated_lists_in_yaml(tmp_path):
     config = resolve_config(write(tmp_path, "models: a\ntasks: needle, override\nlengths: 100,250\n"))
     assert config.tasks == ["needle", "override"] and config.lengths == [100, 250] and config.models == ["a"]
+
+
+def test_shipped_small_suite_config():
+    from pathlib import Path
+
+    from nevermind.tasks import available_tasks
+
+    config = resolve_config(Path(__file__).parents[2] / "configs" / "suite-small.yaml")
+    assert config.models == ["smollm2-135m-instruct"]
+    assert set(config.tasks) == {"needle", "override", "moderation", "jailbreak"} <= set(available_tasks())
+    assert config.lengths and max(config.lengths) <= 1000 and config.limit
