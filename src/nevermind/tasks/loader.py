@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha1
 from importlib.metadata import entry_points
+from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,8 +66,7 @@ def _number(value: Any, kind: type, what: str) -> Any:
 
 def take(samples: Iterable[T], limit: int | None) -> list[T]:
     """The first `limit` samples (all when None); tasks order samples so that a prefix spans their grid."""
-    items = list(samples)
-    return items if limit is None else items[:limit]
+    return list(samples if limit is None else islice(samples, limit))
 
 
 def interleave(groups: Sequence[Sequence[T]]) -> list[T]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,35 +125,33 @@ class NeedleTask:
 
     def samples(self) -> list[Sample]:
         """Cells length × depth, NEEDLES_PER_CELL needles each; the first pass covers every cell once."""
+        return take(self._generate(), self.options.limit)
+
+    def _generate(self) -> Iterator[Sample]:
         opts = self.options
         cells = [(length, depth) for length in opts.lengths for depth in opts.depths]
-        out = []
+        haystacks: dict[tuple[int, int], str] = {}
         for round_ in range(NEEDLES_PER_CELL):
             for c, (length, depth) in enumerate(cells):
                 needle = NEEDLES[(opts.seed + c + round_ * len(NEEDLES) // NEEDLES_PER_CELL) % len(NEEDLES)]
                 hay_tokens = length - count_tokens(self.tokenizer, needle.sentence)
-                haystack = self._haystack(opts.seed + round_, hay_tokens)
-                document, actual = insert_at_depth(haystack, needle.sentence, depth)
-                out.append(
-                    Sample(
-                        id=f"needle-L{length}-D{depth:g}-{needle.key}",
-                        messages=[
-                            {
-                                "role": "user",
-                                "content": PROMPT.format(document=document, question=needle.question),
-                            }
-                        ],
-                        target={"answers": list(needle.answers)},
-                        metadata={
-                            "length": length,
-                            "depth": depth,
-                            "needle": needle.key,
-                            "depth_actual": round(actual, 2),
-                            "document_tokens": count_tokens(self.tokenizer, document),
-                        },
-                    )
+                key = (opts.seed + round_, hay_tokens)
+                if key not in haystacks:
+                    haystacks[key] = self._haystack(*key)
+                document, actual = insert_at_depth(haystacks[key], needle.sentence, depth)
+                prompt = PROMPT.format(document=document, question=needle.question)
+                yield Sample(
+                    id=f"needle-L{length}-D{depth:g}-{needle.key}",
+                    messages=[{"role": "user", "content": prompt}],
+                    target={"answers": list(needle.answers)},
+                    metadata={
+                        "length": length,
+                        "depth": depth,
+                        "needle": needle.key,
+                        "depth_actual": round(actual, 2),
+                        "document_tokens": count_tokens(self.tokenizer, document),
+                    },
                 )
-        return take(out, opts.limit)
 
     def score(self, sample: Sample, output: str) -> SampleScore:
         """1 when any of the needle's answers appears in the output (normalized, whole words), else 0."""
