@@ -44,8 +44,8 @@ def final_answer(text: str) -> float | None:
 
 
 def same_number(a: float | None, b: float | None) -> bool:
-    """Numeric equality with a small tolerance (answers like 0.5 vs 0.50)."""
-    return a is not None and b is not None and abs(a - b) < 1e-6 * max(1.0, abs(b))
+    """Numeric equality up to float rounding (0.5 vs 0.50; 2880000 vs 2879998 differ)."""
+    return a is not None and b is not None and abs(a - b) <= 1e-6 + 1e-9 * abs(b)
 
 
 def is_correct(text: str, gold: str | float) -> bool:
