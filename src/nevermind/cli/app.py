@@ -19,6 +19,7 @@ app = typer.Typer(
 from nevermind.cli import models_cmd  # noqa: E402  (commands register themselves on `app`)
 from nevermind.cli import train_cmd  # noqa: E402,F401
 from nevermind.cli import eval_cmd  # noqa: E402,F401
+from nevermind.cli import sweep_cmd  # noqa: E402,F401
 
 _ = models_cmd
 
