@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,13 +28,13 @@ def generate_outputs_command(
             help='"alpaca-eval" (its 805 instructions) or a JSONL file with an "instruction" field.'
         ),
     ] = "alpaca-eval",
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N instructions.", min=1)] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N instructions.", min=1)] = None,
     adapter: Annotated[
-        Optional[list[str]], typer.Option("--adapter", help="Decode-time adapter spec (repeatable).")
+        list[str] | None, typer.Option("--adapter", help="Decode-time adapter spec (repeatable).")
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Maximum tokens per output.", min=1)] = 256,
     temperature: Annotated[float, typer.Option(help="0 = greedy; above 0 samples.", min=0.0)] = 0.0,
-    seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     batch_size: Annotated[int, typer.Option(help="Generation batch size.", min=1)] = 8,
     backend: Annotated[str, typer.Option(help="Model backend.")] = "hf",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
@@ -75,11 +75,11 @@ def winrate_command(
     reference: Annotated[Path, typer.Option("--reference", help="JSONL outputs of the reference model.")],
     judge: Annotated[str, typer.Option(help="openai:URL#model (key from --api-key-env) or local:MODEL.")],
     out_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("-o", "--out-dir", help="Run directory (default runs/winrate/A-vs-B-judge)."),
     ] = None,
     limit: Annotated[
-        Optional[int], typer.Option(help="Judge only the first N shared instructions.", min=1)
+        int | None, typer.Option(help="Judge only the first N shared instructions.", min=1)
     ] = None,
     tie_margin: Annotated[
         float, typer.Option(help="|P(A better) − ½| at most this is a tie.", min=0.0, max=0.5)

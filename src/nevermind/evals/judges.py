@@ -10,8 +10,9 @@ Both judges ask the same question (`JUDGE_PROMPT`) and read the verdict token "1
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 

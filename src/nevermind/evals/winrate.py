@@ -19,9 +19,10 @@ import hashlib
 import json
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from nevermind.errors import NevermindError
 from nevermind.evals.judges import Comparison, Judge
@@ -104,7 +105,7 @@ def judge_pairs(
     other = {r["judge"] for r in done.values()} - {judge.name}
     if other:
         raise NevermindError(
-            f"{path} holds judgments by {sorted(other)[0]}, not {judge.name}: use another output directory"
+            f"{path} holds judgments by {min(other)}, not {judge.name}: use another output directory"
         )
     todo = [(i, o) for i in shared for o in ORDERS if judgment_key(i, o) not in done]
     total = 2 * len(shared)
