@@ -67,7 +67,11 @@ def test_truncation_cuts_to_token_count(tiny_gemma):
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "nevermind.cli", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "nevermind.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
