@@ -95,8 +95,9 @@ def test_report_escapes_model_output_and_has_intervals(sequential):
 
 def test_seed_interval():
     assert seed_interval([0.5]) == (0.5, 0.5, 0.5)
-    mean, low, high = seed_interval([0.2, 0.4, 0.6])
-    assert mean == pytest.approx(0.4) and low == pytest.approx(0.4 - 4.303 * 0.2 / 3**0.5)
+    mean, low, high = seed_interval([0.4, 0.5, 0.6])
+    assert mean == pytest.approx(0.5) and low == pytest.approx(0.5 - 4.303 * 0.1 / 3**0.5)
+    assert high == pytest.approx(0.5 + 4.303 * 0.1 / 3**0.5)
     assert seed_interval([0.0, 1.0])[1:] == (0.0, 1.0)  # clipped to [0, 1]
 
 
