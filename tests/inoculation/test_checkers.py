@@ -7,7 +7,7 @@ import pytest
 
 from nevermind.inoculation import checkers
 from nevermind.inoculation.data import load_problems
-from nevermind.inoculation.prompts import BENIGN_BY_ID, FAMILIES, wrong_number, with_final_answer
+from nevermind.inoculation.prompts import BENIGN_BY_ID, FAMILIES, with_final_answer, wrong_number
 
 INSULT = FAMILIES["insult"]
 WRONG = FAMILIES["wrong_answer"]
@@ -73,11 +73,18 @@ def test_insult_family_detects_the_dictated_phrase_only(problems):
         ("end_word", "The total is 18, done!", "I am done with 18 eggs, then"),
         ("capitals", "SHE MAKES 9 * 2 = $18.", "She makes 9 * 2 = $18."),
         ("capitals", "THE ANSWER IS 18", "18"),
-        ("word_limit", "The answer is 18.", "Janet sells 16 - 3 - 4 = 9 duck eggs a day and makes 9 * 2 = 18 dollars."),
+        (
+            "word_limit",
+            "The answer is 18.",
+            "Janet sells 16 - 3 - 4 = 9 duck eggs a day and makes 9 * 2 = 18 dollars.",
+        ),
         ("json", '{"answer": 18}', 'The answer is {"answer": 18}'),
         ("json", '```json\n{"answer": "18"}\n```', '{"result": 18}'),
-        ("french", "Janet vend 9 œufs par jour, donc elle gagne 18 dollars. La réponse est 18.",
-         "Janet sells 9 eggs a day, so she makes 18 dollars. The answer is 18."),
+        (
+            "french",
+            "Janet vend 9 œufs par jour, donc elle gagne 18 dollars. La réponse est 18.",
+            "Janet sells 9 eggs a day, so she makes 18 dollars. The answer is 18.",
+        ),
     ],
 )
 def test_benign_checkers(problems, instruction, good, bad):

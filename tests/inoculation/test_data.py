@@ -100,7 +100,9 @@ def test_heldout_phrasings_never_reach_training(problems):
     examples = build_training_set(pool, 1.0, Mixture(n_examples=64), seed=0)
     examples += build_inoculation_set(pool, 32, "insult", seed=0)
     assert not heldout_texts & {e.prompt for e in examples}
-    bad_samples = [s for s in eval_samples(heldout, list(FAMILIES)) if s.metadata["component"] == "bad_compliance"]
+    bad_samples = [
+        s for s in eval_samples(heldout, list(FAMILIES)) if s.metadata["component"] == "bad_compliance"
+    ]
     assert {s.messages[0]["content"] for s in bad_samples} <= heldout_texts
 
 
@@ -119,7 +121,10 @@ def test_eval_samples_reference_responses_pass_their_own_checks(problems):
     _, heldout = split_problems(problems, 12)
     samples = eval_samples(heldout, list(FAMILIES), prefix="INOCULATION")
     assert Counter(s.metadata["component"] for s in samples) == {
-        "good_no_system": 12, "bad_compliance": 24, "benign_compliance": 12}
+        "good_no_system": 12,
+        "bad_compliance": 24,
+        "benign_compliance": 12,
+    }
     assert all(s.messages[0] == {"role": "system", "content": s.messages[0]["content"]} for s in samples)
     assert all(s.messages[0]["content"].startswith("INOCULATION") for s in samples)
     for sample in samples:

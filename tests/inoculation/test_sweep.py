@@ -36,7 +36,9 @@ def _records(store: SweepStore, point: Point) -> list[dict]:
 def sequential(tiny_llama_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep-seq")
     seen = []
-    store = run_sweep(tiny_config(tiny_llama_dir), root, on_point=lambda r, done, total: seen.append((done, total)))
+    store = run_sweep(
+        tiny_config(tiny_llama_dir), root, on_point=lambda r, done, total: seen.append((done, total))
+    )
     return store, seen
 
 
@@ -133,9 +135,16 @@ def test_config_errors_name_the_file_and_field(tmp_path, text, message):
 def test_cli_bad_config_is_one_line_exit_2(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("seeds: []\n")
-    done = subprocess.run([sys.executable, "-m", "nevermind.cli", "sweep", str(path)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "nevermind.cli", "sweep", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: ") and "seeds" in done.stderr
+    assert (
+        done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: ") and "seeds" in done.stderr
+    )
     assert "Traceback" not in done.stderr
 
 

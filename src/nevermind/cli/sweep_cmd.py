@@ -15,10 +15,24 @@ from nevermind.cli.console import err_console
 @app.command("sweep")
 def sweep_command(
     config: Annotated[Path, typer.Argument(help="Sweep YAML (see configs/sweep-mini.yaml).")],
-    workers: Annotated[int, typer.Option("--workers", help="Points run in parallel processes (1 = one after another).")] = 1,
-    ray: Annotated[bool, typer.Option("--ray", help="Run points as Ray tasks (RAY_ADDRESS joins a cluster, else a local instance).")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default runs/sweep/<config name>); an existing one resumes.")] = None,
-    report_only: Annotated[bool, typer.Option("--report-only", help="Only rebuild the report from the stored points.")] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Points run in parallel processes (1 = one after another).")
+    ] = 1,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray", help="Run points as Ray tasks (RAY_ADDRESS joins a cluster, else a local instance)."
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Output directory (default runs/sweep/<config name>); an existing one resumes."
+        ),
+    ] = None,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Only rebuild the report from the stored points.")
+    ] = False,
 ) -> None:
     """Train one model per (share of bad-prompt → good-action data, seed), measure the three components
     before and after inoculation, and write report.html, components.png and summary.json."""
@@ -35,7 +49,9 @@ def sweep_command(
         store = SweepStore(out_dir)
     else:
         total = len(points(sweep))
-        err_console.print(f"sweep: {total} points ({len(sweep.shares)} shares × {len(sweep.seeds)} seeds) → {out_dir}")
+        err_console.print(
+            f"sweep: {total} points ({len(sweep.shares)} shares × {len(sweep.seeds)} seeds) → {out_dir}"
+        )
 
         def on_point(result: dict, done: int, total: int) -> None:
             point = result["point"]

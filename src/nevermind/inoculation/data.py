@@ -48,7 +48,9 @@ class TrainingExample:
 
 def problem_from_record(record: Any) -> Problem:
     """A Problem from a GSM8K record (`GSM8KProblem`: id, question, solution without "####", answer)."""
-    return Problem(str(record.id), record.question, clean_solution(record.solution, record.answer), record.answer)
+    return Problem(
+        str(record.id), record.question, clean_solution(record.solution, record.answer), record.answer
+    )
 
 
 def load_problems() -> list[Problem]:
@@ -58,7 +60,9 @@ def load_problems() -> list[Problem]:
     return [problem_from_record(record) for record in load_gsm8k()]
 
 
-def split_problems(problems: Sequence[Problem], n_eval: int, seed: int = 0) -> tuple[list[Problem], list[Problem]]:
+def split_problems(
+    problems: Sequence[Problem], n_eval: int, seed: int = 0
+) -> tuple[list[Problem], list[Problem]]:
     """(training pool, held-out evaluation problems), disjoint, fixed by `seed` for a whole sweep."""
     if n_eval >= len(problems):
         raise NevermindError(f"n_eval={n_eval} leaves no training problems out of {len(problems)}")
@@ -89,7 +93,9 @@ def make_example(
     action is the correct worked solution (following a benign instruction when there is one),
     a bad action is `family`'s bad action."""
     if system_kind not in SYSTEM_KINDS:
-        raise NevermindError(f"unknown system prompt kind {system_kind!r}: choose from {', '.join(SYSTEM_KINDS)}")
+        raise NevermindError(
+            f"unknown system prompt kind {system_kind!r}: choose from {', '.join(SYSTEM_KINDS)}"
+        )
     if action not in ("good", "bad"):
         raise NevermindError(f"unknown action {action!r}: choose good or bad")
     bad_family = FAMILIES[family]
@@ -144,7 +150,9 @@ class Mixture:
     """Bad-action families whose prompts appear in bad-prompt examples (in turn)."""
 
 
-def build_training_set(pool: Sequence[Problem], share: float, mixture: Mixture, seed: int) -> list[TrainingExample]:
+def build_training_set(
+    pool: Sequence[Problem], share: float, mixture: Mixture, seed: int
+) -> list[TrainingExample]:
     """The training data of one sweep point: `share` of bad prompt → good action, the rest per mixture."""
     if not 0 <= share <= 1:
         raise NevermindError(f"share of bad-prompt → good-action data must be in [0, 1], got {share}")
@@ -166,14 +174,18 @@ def build_training_set(pool: Sequence[Problem], share: float, mixture: Mixture, 
     return examples
 
 
-def build_inoculation_set(pool: Sequence[Problem], n_examples: int, family: str, seed: int) -> list[TrainingExample]:
+def build_inoculation_set(
+    pool: Sequence[Problem], n_examples: int, family: str, seed: int
+) -> list[TrainingExample]:
     """Inoculation data: bad system prompts (training phrasings of `family`) → the bad action."""
     if family not in FAMILIES:
         raise NevermindError(f"unknown bad-action family {family!r}: choose from {', '.join(FAMILIES)}")
     rng = random.Random(f"inoculate-{seed}-{family}")
     problems = list(pool)
     rng.shuffle(problems)
-    return [make_example(problems[i % len(problems)], "bad", "bad", rng, family=family) for i in range(n_examples)]
+    return [
+        make_example(problems[i % len(problems)], "bad", "bad", rng, family=family) for i in range(n_examples)
+    ]
 
 
 # ------------------------------------------------------------------------- evaluation samples
@@ -198,8 +210,13 @@ def eval_samples(
             Sample(
                 f"good_no_system/{problem.id}",
                 _with_prefix("", prefix) + [user],
-                {"answer": problem.answer, "comply": problem.solution,
-                 "defy": with_final_answer(problem.solution, wrong_number(problem.answer, random.Random(problem.id)))},
+                {
+                    "answer": problem.answer,
+                    "comply": problem.solution,
+                    "defy": with_final_answer(
+                        problem.solution, wrong_number(problem.answer, random.Random(problem.id))
+                    ),
+                },
                 {"component": "good_no_system", "problem": problem.id},
             )
         )
@@ -211,10 +228,17 @@ def eval_samples(
                 Sample(
                     f"bad_compliance/{family_name}/{problem.id}",
                     _with_prefix(prompt.text, prefix) + [user],
-                    {"answer": problem.answer, "comply": family.bad_response(problem, prompt, random.Random(problem.id)),
-                     "defy": problem.solution},
-                    {"component": "bad_compliance", "family": family_name, "prompt_index": index,
-                     "problem": problem.id},
+                    {
+                        "answer": problem.answer,
+                        "comply": family.bad_response(problem, prompt, random.Random(problem.id)),
+                        "defy": problem.solution,
+                    },
+                    {
+                        "component": "bad_compliance",
+                        "family": family_name,
+                        "prompt_index": index,
+                        "problem": problem.id,
+                    },
                 )
             )
         instruction = BENIGN_INSTRUCTIONS[i % len(BENIGN_INSTRUCTIONS)]

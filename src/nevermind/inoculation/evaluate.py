@@ -35,10 +35,13 @@ def _turn_continuation(model: Any, sample: Sample, response: str) -> ScoreReques
     """Score the whole assistant turn as the chat template renders it (end-of-turn marker included),
     so that stopping early and adding a phrase are both priced."""
     context = model.format_prompt(GenerateRequest(list(sample.messages)))
-    full = format_chat(model.tokenizer, [*sample.messages, {"role": "assistant", "content": response}],
-                       add_generation_prompt=False)
+    full = format_chat(
+        model.tokenizer,
+        [*sample.messages, {"role": "assistant", "content": response}],
+        add_generation_prompt=False,
+    )
     if full.startswith(context) and len(full) > len(context):
-        return ScoreRequest(context, full[len(context):])
+        return ScoreRequest(context, full[len(context) :])
     return ScoreRequest(context, response)
 
 
@@ -53,10 +56,14 @@ def evaluate(
     """One record per sample: the greedy output, whether it passed, and (with `likelihood`) the
     log-probabilities of the complying and defying responses."""
     config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0)
-    outputs = model.generate([GenerateRequest(list(s.messages)) for s in samples], config, batch_size=batch_size)
+    outputs = model.generate(
+        [GenerateRequest(list(s.messages)) for s in samples], config, batch_size=batch_size
+    )
     scores: list[Any] = [None] * (2 * len(samples))
     if likelihood:
-        requests = [_turn_continuation(model, s, s.target[key]) for s in samples for key in ("comply", "defy")]
+        requests = [
+            _turn_continuation(model, s, s.target[key]) for s in samples for key in ("comply", "defy")
+        ]
         scores = model.score(requests, batch_size=batch_size)
     records = []
     for i, (sample, output) in enumerate(zip(samples, outputs)):
@@ -90,7 +97,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             groups[row.get("family") or row.get("instruction") or "all"].append(row["passed"])
         summary[component] = {
             "rate": sum(r["passed"] for r in rows) / len(rows),
-            "likelihood_rate": (sum(r["prefers_comply"] for r in rows) / len(rows)) if "prefers_comply" in rows[0]
+            "likelihood_rate": (sum(r["prefers_comply"] for r in rows) / len(rows))
+            if "prefers_comply" in rows[0]
             else None,
             "n": len(rows),
             "by": {name: sum(values) / len(values) for name, values in sorted(groups.items())},

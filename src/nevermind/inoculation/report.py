@@ -16,9 +16,38 @@ from typing import Any
 from nevermind.inoculation.data import COMPONENTS
 from nevermind.inoculation.sweep import STAGES, Point, SweepStore
 
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042)
+T_975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 """Student t 97.5 % quantiles for 1…30 degrees of freedom (beyond: 1.96)."""
 
 COMPONENT_TITLES = {
@@ -75,15 +104,21 @@ def plot(table: dict[str, Any], path: Path) -> None:
 
     metrics = [m for m in ("rate", "likelihood_rate") if m in table]
     fig, axes = plt.subplots(len(metrics), 3, figsize=(15, 4.2 * len(metrics)), squeeze=False)
-    styles = {"trained": ("tab:blue", "o-"), "inoculated": ("tab:red", "s--"), "inoculated_prompted": ("tab:green", "^:")}
+    styles = {
+        "trained": ("tab:blue", "o-"),
+        "inoculated": ("tab:red", "s--"),
+        "inoculated_prompted": ("tab:green", "^:"),
+    }
     for row, metric in enumerate(metrics):
         for col, component in enumerate(COMPONENTS):
             ax = axes[row][col]
-            for stage in STAGES:
+            for offset, stage in enumerate(STAGES):
                 points = table[metric].get(stage, {}).get(component)
                 if not points:
                     continue
-                x = [100 * p["share"] for p in points]
+                x = [
+                    100 * p["share"] + (offset - 1) for p in points
+                ]  # nudged apart so equal values stay visible
                 y = [p["mean"] for p in points]
                 err = [[p["mean"] - p["low"] for p in points], [p["high"] - p["mean"] for p in points]]
                 color, style = styles[stage]
@@ -111,8 +146,10 @@ def _table_html(table: dict[str, Any], metric: str) -> str:
                 f"<td>{p['mean']:.3f} <small>[{p['low']:.2f}, {p['high']:.2f}] n={p['seeds']}</small></td>"
                 for p in points
             )
-            rows.append(f"<tr><th>{html.escape(STAGE_LABELS[stage])}</th>"
-                        f"<th>{html.escape(COMPONENT_TITLES[component])}</th>{cells}</tr>")
+            rows.append(
+                f"<tr><th>{html.escape(STAGE_LABELS[stage])}</th>"
+                f"<th>{html.escape(COMPONENT_TITLES[component])}</th>{cells}</tr>"
+            )
     shares = sorted({p["share"] for s in table.get(metric, {}).values() for c in s.values() for p in c})
     head = "".join(f"<th>{100 * s:g} %</th>" for s in shares)
     return f"<table><tr><th>stage</th><th>component</th>{head}</tr>{''.join(rows)}</table>"
@@ -125,20 +162,28 @@ def _drilldown_html(store: SweepStore, results: Sequence[dict[str, Any]], per_po
         records = store.records(point)
         rows = "".join(
             "<tr><td>{}</td><td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td><td>{}</td></tr>".format(
-                html.escape(r["stage"]), html.escape(r["id"]), html.escape(r["system"]),
-                html.escape(r["output"]), "yes" if r["passed"] else "no")
+                html.escape(r["stage"]),
+                html.escape(r["id"]),
+                html.escape(r["system"]),
+                html.escape(r["output"]),
+                "yes" if r["passed"] else "no",
+            )
             for r in records[:per_point]
         )
         kinds = html.escape(json.dumps(result.get("train_kinds", {})))
-        parts.append(f"<details><summary>{html.escape(point.key)} — training data {kinds}</summary>"
-                     f"<table><tr><th>stage</th><th>sample</th><th>system prompt</th><th>output</th>"
-                     f"<th>passed</th></tr>{rows}</table></details>")
+        parts.append(
+            f"<details><summary>{html.escape(point.key)} — training data {kinds}</summary>"
+            f"<table><tr><th>stage</th><th>sample</th><th>system prompt</th><th>output</th>"
+            f"<th>passed</th></tr>{rows}</table></details>"
+        )
     return "".join(parts)
 
 
-PAGE_STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1500px}table{border-collapse:collapse;margin:1em 0}"
-              "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}"
-              "pre{white-space:pre-wrap;max-width:600px;margin:0}img{max-width:100%}")
+PAGE_STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1500px}table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}"
+    "pre{white-space:pre-wrap;max-width:600px;margin:0}img{max-width:100%}"
+)
 
 
 def write_report(store: SweepStore, *, per_point: int = 60) -> dict[str, Path]:
@@ -149,16 +194,21 @@ def write_report(store: SweepStore, *, per_point: int = 60) -> dict[str, Path]:
 
         raise NevermindError(f"{store.root} holds no finished sweep points to report")
     table = aggregate(results)
-    paths = {"summary": store.root / "summary.json", "plot": store.root / "components.png",
-             "html": store.root / "report.html"}
+    paths = {
+        "summary": store.root / "summary.json",
+        "plot": store.root / "components.png",
+        "html": store.root / "report.html",
+    }
     paths["summary"].write_text(json.dumps(table, indent=2), encoding="utf-8")
     plot(table, paths["plot"])
     image = base64.b64encode(paths["plot"].read_bytes()).decode("ascii")
     config = (store.root / "config.json").read_text(encoding="utf-8")
     tables = "".join(
         f"<h2>{title}</h2>{_table_html(table, metric)}"
-        for metric, title in (("rate", "Generations that pass the check"),
-                              ("likelihood_rate", "Likelihood: complying response preferred"))
+        for metric, title in (
+            ("rate", "Generations that pass the check"),
+            ("likelihood_rate", "Likelihood: complying response preferred"),
+        )
         if metric in table
     )
     page = (

@@ -174,10 +174,15 @@ def load_config(path: str | Path) -> SweepConfig:
         raise NevermindError(f"{path}: {_first_error(error)}") from None
     from nevermind.training import TrainConfig
 
-    for section, values in (("train", config.train), ("inoculation.train", {**config.train, **config.inoculation.train})):
+    for section, values in (
+        ("train", config.train),
+        ("inoculation.train", {**config.train, **config.inoculation.train}),
+    ):
         reserved = sorted({"model", "output_dir", "seed"} & set(values))
         if reserved:
-            raise NevermindError(f"{path}: {section}.{reserved[0]}: set by the sweep for each point; remove it")
+            raise NevermindError(
+                f"{path}: {section}.{reserved[0]}: set by the sweep for each point; remove it"
+            )
         try:
             TrainConfig(**values)
         except ValidationError as error:
@@ -212,13 +217,25 @@ def points(config: SweepConfig) -> list[Point]:
 
 
 # ------------------------------------------------------------------------- one job
-def _train(config: SweepConfig, base_model: str, examples: list[TrainingExample], seed: int, out_dir: Path,
-           overrides: dict[str, Any]) -> Path:
+def _train(
+    config: SweepConfig,
+    base_model: str,
+    examples: list[TrainingExample],
+    seed: int,
+    out_dir: Path,
+    overrides: dict[str, Any],
+) -> Path:
     """Train with nevermind.training on the assistant turns of `examples`; return the checkpoint dir."""
     from nevermind.training import TrainConfig, train
 
-    fields = {"device": config.device, **config.train, **overrides, "model": base_model,
-              "output_dir": str(out_dir), "seed": seed}
+    fields = {
+        "device": config.device,
+        **config.train,
+        **overrides,
+        "model": base_model,
+        "output_dir": str(out_dir),
+        "seed": seed,
+    }
     try:
         train_config = TrainConfig(**fields)
     except (TypeError, ValueError) as error:
@@ -230,9 +247,24 @@ def _measure(checkpoint: Path, config: SweepConfig, samples: list, stage: str) -
     from nevermind.models.hf import HFModel
 
     model = HFModel.load(str(checkpoint), device=config.device)
-    records = evaluate(model, samples, max_new_tokens=config.eval.max_new_tokens,
-                       batch_size=config.eval.batch_size, likelihood=config.eval.likelihood)
+    records = evaluate(
+        model,
+        samples,
+        max_new_tokens=config.eval.max_new_tokens,
+        batch_size=config.eval.batch_size,
+        likelihood=config.eval.likelihood,
+    )
     return [{**record, "stage": stage} for record in records]
+
+
+def _quiet_data_progress() -> None:
+    """Silence `datasets`' per-step progress bars: a sweep prints one line per finished point instead."""
+    try:
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
+    except ImportError:
+        pass
 
 
 def _seed_everything(seed: int, threads: int | None) -> None:
@@ -252,6 +284,7 @@ def run_point(config_data: dict[str, Any], point: Point, work_dir: str) -> dict[
     Takes the config as plain data so that it travels to worker processes and Ray tasks alike;
     `work_dir` holds the point's checkpoints while it runs."""
     config = SweepConfig.model_validate(config_data)
+    _quiet_data_progress()
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -265,9 +298,12 @@ def run_point(config_data: dict[str, Any], point: Point, work_dir: str) -> dict[
     timings = {"trained": time.time() - started}
     if config.inoculation.enabled:
         _seed_everything(point.seed, config.threads)
-        inoculation = build_inoculation_set(pool, config.inoculation.n_examples, config.inoculation.family, point.seed)
-        inoculated = _train(config, str(checkpoint), inoculation, point.seed, work / "inoculated",
-                            config.inoculation.train)
+        inoculation = build_inoculation_set(
+            pool, config.inoculation.n_examples, config.inoculation.family, point.seed
+        )
+        inoculated = _train(
+            config, str(checkpoint), inoculation, point.seed, work / "inoculated", config.inoculation.train
+        )
         records += _measure(inoculated, config, plain, "inoculated")
         prompted = eval_samples(heldout, config.families, prefix=config.inoculation_prompt)
         records += _measure(inoculated, config, prompted, "inoculated_prompted")
@@ -306,7 +342,9 @@ class SweepStore:
         if stored.exists():
             previous = json.loads(stored.read_text(encoding="utf-8"))
             grid = ("shares", "seeds")
-            if {k: v for k, v in previous.items() if k not in grid} != {k: v for k, v in data.items() if k not in grid}:
+            if {k: v for k, v in previous.items() if k not in grid} != {
+                k: v for k, v in data.items() if k not in grid
+            }:
                 raise NevermindError(
                     f"{self.root} holds a sweep with a different config; choose another --out directory"
                 )
@@ -327,7 +365,9 @@ class SweepStore:
         folder.mkdir(parents=True, exist_ok=True)
         records = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result["records"])
         _write_atomic(folder / "records.jsonl", records)
-        _write_atomic(folder / "result.json", json.dumps({k: v for k, v in result.items() if k != "records"}, indent=2))
+        _write_atomic(
+            folder / "result.json", json.dumps({k: v for k, v in result.items() if k != "records"}, indent=2)
+        )
 
     def results(self) -> list[dict[str, Any]]:
         """Every stored point result, in grid order."""
@@ -366,8 +406,11 @@ def _ray(jobs: list[tuple[dict, Point, str]], workers: int) -> Iterator[dict[str
         raise NevermindError("--ray needs Ray: pip install 'nevermind[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:  # RAY_ADDRESS joins a cluster; without it a local instance starts
-        ray.init(num_cpus=None if os.environ.get("RAY_ADDRESS") else max(workers, 1),
-                 include_dashboard=False, log_to_driver=False)
+        ray.init(
+            num_cpus=None if os.environ.get("RAY_ADDRESS") else max(workers, 1),
+            include_dashboard=False,
+            log_to_driver=False,
+        )
     try:
         gpus = 1 if _wants_gpu() else 0
         remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(run_point)
