@@ -451,6 +451,8 @@ def run_sweep(
     grid = points(config)
     todo = [p for p in grid if not store.done(p)]
     data = config.model_dump(mode="json")
+    if data["threads"] is None and workers > 1 and not use_ray:  # share the cores instead of oversubscribing
+        data["threads"] = max(1, (os.cpu_count() or 1) // workers)
     jobs = [(data, p, str(store.root / "work" / p.key)) for p in todo]
     executor = _ray if use_ray else _processes if workers > 1 else _sequential
     done = len(grid) - len(todo)
