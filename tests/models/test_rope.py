@@ -74,9 +74,10 @@ def test_alpha_one_is_the_model_as_trained(tiny_dir):
 
 def test_dynamic_ntk_grows_past_max_positions_and_resets(tiny_dir):
     model = _load(tiny_dir, "dynamic:4", max_positions=64)
-    plain = inv_freqs(_load(tiny_dir).model)
+    restricted = inv_freqs(_load(tiny_dir, max_positions=64).model)
     dim = model.model.config.head_dim
-    torch.testing.assert_close(inv_freqs(model.model)[next(iter(plain))], plain[next(iter(plain))])
+    for layer_type, freq in inv_freqs(model.model).items():  # as loaded: no growth yet
+        torch.testing.assert_close(freq, restricted[layer_type])
     with torch.inference_mode():
         model.model(torch.arange(100, 300)[None])  # 200 tokens > 64 declared positions
     grown = inv_freqs(model.model)
@@ -85,7 +86,31 @@ def test_dynamic_ntk_grows_past_max_positions_and_resets(tiny_dir):
         torch.testing.assert_close(grown[layer_type].double(), _inv_freq(expected_base, dim), rtol=1e-5, atol=0)
     reset_rope_state(model.model)
     for layer_type, freq in inv_freqs(model.model).items():
-        torch.testing.assert_close(freq, plain[layer_type])
+        torch.testing.assert_close(freq, restricted[layer_type])
+
+
+def test_max_positions_compresses_bases_that_see_past_it(tiny_dir):
+    plain = _load(tiny_dir)
+    trained = plain.model.config.max_position_embeddings
+    dim = plain.model.config.head_dim
+    restricted = _load(tiny_dir, max_positions=256)
+    assert restricted.model.config.max_position_embeddings == 256
+    window = getattr(plain.model.config, "sliding_window", None)  # tiny gemma: 32 ≤ 256, left alone
+    for layer_type, base in _bases(plain).items():
+        kept = layer_type == "sliding_attention" and window <= 256
+        expected = base if kept else ntk_base(base, 256 / trained, dim)
+        assert _bases(restricted)[layer_type] == pytest.approx(expected)
+        torch.testing.assert_close(inv_freqs(restricted.model)[layer_type].double(), _inv_freq(expected, dim),
+                                   rtol=1e-5, atol=0)
+    # the slowest frequency reaches at 256 the angle it reached at the trained length
+    slow_plain = inv_freqs(plain.model)[layer_type][-1] * trained
+    slow_restricted = inv_freqs(restricted.model)[layer_type][-1] * 256
+    if not kept:
+        assert float(slow_restricted) == pytest.approx(float(slow_plain), rel=1e-4)
+    # ntk:4 on top multiplies the compressed base by 4^(d/(d-2))
+    both = _load(tiny_dir, "ntk:4", max_positions=256)
+    for layer_type, base in _bases(restricted).items():
+        assert _bases(both)[layer_type] == pytest.approx(ntk_base(base, 4.0, dim))
 
 
 def test_gemma_layer_groups_scale_separately(tiny_gemma_dir):
@@ -103,7 +128,9 @@ def test_llama_has_no_layer_groups(tiny_llama_dir):
         _load(tiny_llama_dir, "ntk:2:global")
 
 
-def test_max_positions_sets_declared_length(tiny_llama_dir):
-    assert _load(tiny_llama_dir, max_positions=256).model.config.max_position_embeddings == 256
+def test_max_positions_above_trained_only_declares(tiny_llama_dir):
+    plain, longer = _load(tiny_llama_dir), _load(tiny_llama_dir, max_positions=4096)
+    assert longer.model.config.max_position_embeddings == 4096
+    torch.testing.assert_close(inv_freqs(longer.model)[""], inv_freqs(plain.model)[""])
     with pytest.raises(NevermindError):
         _load(tiny_llama_dir, max_positions=1)

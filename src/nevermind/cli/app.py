@@ -20,6 +20,7 @@ from nevermind.cli import models_cmd  # noqa: E402  (commands register themselve
 from nevermind.cli import train_cmd  # noqa: E402,F401
 from nevermind.cli import eval_cmd  # noqa: E402,F401
 from nevermind.cli import sweep_cmd  # noqa: E402,F401
+from nevermind.cli import perplexity_cmd  # noqa: E402,F401
 
 _ = models_cmd
 

@@ -101,16 +101,33 @@ def trained_positions(config: Any) -> int:
 def apply_rope_scaling(config: Any, scaling: RopeScaling | None, *, max_positions: int | None = None) -> Any:
     """Edit a transformers config in place so the model it builds uses `scaling`; returns it.
 
-    `max_positions` overrides max_position_embeddings: the length dynamic NTK starts
-    scaling from. It does not change what the weights learned — a model trained on 8192
-    positions still reads 8192 positions well after being told 512."""
+    `max_positions` N restricts the model to N positions, below the T it was trained on,
+    as far as its weights allow: the base of every layer that sees distances beyond N is
+    compressed NTK-style, base × (N/T)^(d/(d−2)), so the slowest rotary frequency reaches
+    at position N the angle it reached at T in training; max_position_embeddings becomes
+    N (where dynamic NTK starts scaling). Sliding-window layers (window ≤ N) never see
+    such distances and are left alone. An N above T only changes max_position_embeddings:
+    declaring a longer context teaches the weights nothing. `scaling` then applies on top."""
+    groups = _rope_groups(config)
+    dim = head_dim(config)
+    for params in groups.values():
+        if params.get("rope_type", "default") != "default":
+            raise NevermindError(
+                f"model already uses {params['rope_type']!r} rope scaling; nevermind scales only default rope"
+            )
     if max_positions is not None:
         if max_positions < 2:
             raise NevermindError(f"max positions must be at least 2, got {max_positions}")
+        trained = int(config.max_position_embeddings)
+        if max_positions < trained:
+            window = getattr(config, "sliding_window", None) or 0
+            for layer_type, params in groups.items():
+                if layer_type == "sliding_attention" and window <= max_positions:
+                    continue
+                params["rope_theta"] = ntk_base(float(params["rope_theta"]), max_positions / trained, dim)
         config.max_position_embeddings = int(max_positions)
     if scaling is None or scaling.is_identity:
         return config
-    groups = _rope_groups(config)
     if scaling.layers != "all":
         wanted = LAYER_GROUPS[scaling.layers]
         if wanted not in groups:
@@ -119,12 +136,7 @@ def apply_rope_scaling(config: Any, scaling: RopeScaling | None, *, max_position
                 f"(its rope groups: {', '.join(g or 'one shared' for g in groups)})"
             )
         groups = {wanted: groups[wanted]}
-    dim = head_dim(config)
     for params in groups.values():
-        if params.get("rope_type", "default") != "default":
-            raise NevermindError(
-                f"model already uses {params['rope_type']!r} rope scaling; nevermind scales only default rope"
-            )
         if scaling.kind == "ntk":
             params["rope_theta"] = ntk_base(float(params["rope_theta"]), scaling.alpha, dim)
         else:
