@@ -30,7 +30,7 @@ class InhibitionConfig(AdapterConfig):
     pattern: str | None = Field(None, description="Regex moderator: a response matching it is unsafe.")
     ignore_case: bool = Field(True, description="Keyword / regex moderators ignore case.")
     moderator_model: str | None = Field(None, description="Model moderator: the judge (default: the main model).")
-    threshold: float = Field(0.0, description="Model moderator: unsafe when log p(unsafe) − log p(safe) > this.")
+    threshold: float = Field(0.0, description="Model moderator: unsafe when log p(\"Yes\") − log p(\"No\") > this (it breaks the rules).")
     max_inhibitions: int = Field(32, ge=0, description="Inhibited drafts per response before it is ended.")
 
 
