@@ -49,3 +49,11 @@ def test_deterministic_seeded_and_limited():
     other = build_task("override", TaskOptions(seed=7)).samples()
     assert [s.metadata["false_capital"] for s in other] != [s.metadata["false_capital"] for s in samples]
     assert build_task("override", TaskOptions(limit=5)).samples() == samples[:5]
+
+
+def test_a_city_named_city_is_accepted_without_it():
+    task = build_task("override", TaskOptions())
+    sample = next(s for s in task.samples() if "City" in s.metadata["false_capital"])
+    short = sample.metadata["false_capital"].removesuffix(" City")
+    assert task.score(sample, f"The capital is {short}.").value == 1.0
+    assert task.score(sample, f"The capital is {sample.metadata['false_capital']}.").value == 1.0

@@ -32,6 +32,12 @@ PROMPT = (
 )
 
 
+def city_names(city: str) -> list[str]:
+    """Ways to name a city in an answer: "New York City" is also "New York"."""
+    short = city.removesuffix(" City")
+    return [city, short] if short != city and short else [city]
+
+
 @register_task("override")
 class OverrideTask:
     """Answer from a document that contradicts trained knowledge; penalty for the trained answer or a correction."""
@@ -53,7 +59,7 @@ class OverrideTask:
                     id=f"override-{country.name.lower().replace(' ', '-')}",
                     messages=[{"role": "user", "content": PROMPT.format(
                         country=country.name, continent=country.continent, fake=fake)}],
-                    target={"answer": fake, "trained_answer": country.capital,
+                    target={"answers": city_names(fake), "trained_answer": country.capital,
                             "penalties": [country.capital, *CORRECTION_PHRASES]},
                     metadata={"country": country.name, "false_capital": fake, "true_capital": country.capital},
                 )
@@ -63,7 +69,7 @@ class OverrideTask:
     def score(self, sample: Sample, output: str) -> SampleScore:
         """hit(new capital) × (1 − 0.5 × [trained capital or a correction phrase appears])."""
         target = sample.target
-        match = match_with_penalties(output, [target["answer"]], target["penalties"], PENALTY_WEIGHT)
+        match = match_with_penalties(output, target["answers"], target["penalties"], PENALTY_WEIGHT)
         trained = find_phrases(output, [target["trained_answer"]])
         corrections = [p for p in match.penalties if p not in trained]
         return SampleScore(
