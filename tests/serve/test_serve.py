@@ -86,3 +86,20 @@ def test_bad_requests_get_openai_errors(served):
         assert response.json()["error"]["message"]
     with pytest.raises(EndpointError, match="HTTP 400"):
         Endpoint(served).request("POST", "completions", {"prompt": "x", "stream": True})
+
+
+def test_served_adapter_matches_local_adapter_generation(tiny_gemma):
+    from nevermind.adapters import build_adapter, generate_with_adapters
+
+    rules = build_adapter("rules", tiny_gemma)
+    messages = [{"role": "user", "content": "Tell me a story."}]
+    config = GenerationConfig(max_new_tokens=8)
+    local = generate_with_adapters(tiny_gemma, [GenerateRequest(messages)], config, [rules])[0]
+    plain = tiny_gemma.generate([GenerateRequest(messages)], config)[0]
+    with serve_in_thread(create_app(Server(tiny_gemma, model_id="tiny+rules", adapters=[rules]))) as url:
+        body = httpx.post(
+            f"{url}/chat/completions", json={"messages": messages, "max_tokens": 8, "temperature": 0}
+        ).json()
+    assert body["model"] == "tiny+rules"
+    assert body["choices"][0]["message"]["content"] == local.text
+    assert local.token_ids != plain.token_ids  # the adapter changed what was generated

@@ -128,17 +128,20 @@ def generate_outputs(
         raise NevermindError("instructions must be unique: outputs are matched by instruction text")
     done = read_finished(out_path, "instruction")
     todo = [i for i in instructions if i not in done]
+    built: list[Any] = []
+    if adapters and todo:
+        from nevermind.adapters import build_adapter, generate_with_adapters
+
+        built = [build_adapter(spec, model) for spec in adapters]
     if on_progress:
         on_progress(len(instructions) - len(todo), len(instructions))
     with out_path.open("a", encoding="utf-8") as handle:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             requests = [GenerateRequest(i, chat=True) for i in batch]
-            if adapters:
-                from nevermind.adapters import generate_with_adapters
-
+            if built:
                 generations = generate_with_adapters(
-                    model, requests, config, list(adapters), batch_size=batch_size, on_batch=None
+                    model, requests, config, built, batch_size=batch_size, on_batch=None
                 )
             else:
                 generations = model.generate(requests, config, batch_size=batch_size)
