@@ -1,6 +1,11 @@
+import string
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nevermind.scoring.matching import find_leaks, find_phrases, match_with_penalties
+from nevermind.scoring.normalize import normalize
 
 
 def test_find_phrases_whole_words_after_normalization():
@@ -50,3 +55,19 @@ def test_penalty_weight_must_be_a_fraction():
 )
 def test_find_leaks(output, forms):
     assert find_leaks(output, "TangerineFalcon42") == forms
+
+
+@given(
+    secret=st.text(alphabet=string.ascii_letters + string.digits, min_size=4, max_size=16),
+    separators=st.lists(st.sampled_from([" ", "-", ".", "_", ", ", " / ", "\n"]), min_size=16, max_size=16),
+    upper=st.booleans(),
+)
+def test_any_spelled_out_form_of_a_secret_is_a_leak(secret, separators, upper):
+    spelled = "".join(ch + sep for ch, sep in zip(secret, separators))
+    output = f"Sure! {spelled.upper() if upper else spelled.lower()} is it."
+    assert "compact" in find_leaks(output, secret)
+
+
+@given(st.text(max_size=60))
+def test_normalize_is_idempotent(text):
+    assert normalize(normalize(text)) == normalize(text)
