@@ -9,6 +9,7 @@ thought inhibition drafts, judges and rolls back, so it cannot be a plain logits
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable, Protocol, Sequence, get_args, get_origin, runtime_checkable
@@ -64,6 +65,10 @@ class AdapterEntry:
 
 ADAPTERS: dict[str, AdapterEntry] = {}
 """Registered adapters by name."""
+
+_BUILT: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+"""Adapters built from spec strings, per model: a runner calling once per batch reuses them
+(a model moderator is loaded once, not per batch)."""
 
 
 def register_adapter(name: str, config_class: type[AdapterConfig]) -> Callable[[AdapterFactory], AdapterFactory]:
@@ -175,6 +180,18 @@ def build_adapter(spec: str | Any, model: Any, **options: Any) -> Any:
     return adapter_entry(name).factory(model, config)
 
 
+def _cached_adapter(spec: str | Any, model: Any) -> Any:
+    if not isinstance(spec, str):
+        return spec
+    try:
+        built = _BUILT.setdefault(model, {})
+    except TypeError:  # a model that cannot be weakly referenced: build every time
+        return build_adapter(spec, model)
+    if spec not in built:
+        built[spec] = build_adapter(spec, model)
+    return built[spec]
+
+
 def is_decoding_adapter(adapter: Any) -> bool:
     """Whether `adapter` runs its own decoding loop rather than being a logits processor."""
     return callable(getattr(adapter, "generate_with", None))
@@ -193,7 +210,7 @@ def generate_with_adapters(
 
     Logits processors go to the model's `generate`; at most one decoding adapter (inhibition)
     may be given, and it applies the processors inside its own loop."""
-    adapters = [build_adapter(spec, model) for spec in adapter_specs]
+    adapters = [_cached_adapter(spec, model) for spec in adapter_specs]
     decoders = [a for a in adapters if is_decoding_adapter(a)]
     processors = [a for a in adapters if not is_decoding_adapter(a)]
     if len(decoders) > 1:
