@@ -91,7 +91,7 @@ def _grid_heatmaps(panels: dict[str, list[tuple[float, float, float]]], title: s
         for (length, depth), values in cells.items():
             mean = mean_and_se(values)[0]
             axes.text(lengths.index(length), depths.index(depth), f"{mean:.2f}\nn={len(values)}",
-                      ha="center", va="center", fontsize=7)
+                      ha="center", va="center", fontsize=8)
         axes.set_xticks(range(len(lengths)), [f"{x:g}" for x in lengths])
         axes.set_yticks(range(len(depths)), [f"{y:g}%" for y in depths])
         axes.set_xlabel("context length (tokens)")
