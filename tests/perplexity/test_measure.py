@@ -10,7 +10,7 @@ import torch
 from nevermind.data.haystack import haystack_text
 from nevermind.errors import NevermindError
 from nevermind.models.hf import HFModel
-from nevermind.perplexity import PerplexityConfig, plot_perplexity, run_perplexity, token_nll
+from nevermind.perplexity import PerplexityConfig, PerplexityResult, plot_perplexity, run_perplexity, token_nll
 from nevermind.perplexity.measure import excerpts, measure_curve, window_mean
 
 
@@ -68,7 +68,7 @@ def test_run_on_tiny_gemma_writes_finite_curves(tiny_gemma_dir, tmp_path):
     d = 16
     for layer_type, base in result.curves[1].rope_bases.items():
         assert base == pytest.approx(result.curves[0].rope_bases[layer_type] * 4 ** (d / (d - 2)), rel=1e-3)
-    json.dumps(result.to_dict())
+    assert PerplexityResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     assert len(result.rows()) == 6
     png = plot_perplexity(result, tmp_path / "ppl.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
@@ -92,3 +92,23 @@ def test_bad_config_is_one_line_error(kwargs):
     with pytest.raises(NevermindError) as error:
         PerplexityConfig(model="x", **kwargs)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "gemma-3-270m"])
+def test_bundled_models_take_every_rope_option(name):
+    """On the real models: the bases read back are the formula's, and a short text reads as well scaled."""
+    from nevermind.perplexity.measure import rope_bases
+
+    text = haystack_text()[:3000]
+    plain = HFModel.load(name, device="cpu")
+    ids = torch.tensor([plain.encode(text)[:192]])
+    base_ppl = math.exp(token_nll(plain.model, ids).mean())
+    dim = plain.model.config.head_dim
+    for rope in ("ntk:4", "linear:2", "dynamic:4"):
+        scaled = HFModel.load(name, device="cpu", rope=rope)
+        for layer_type, base in rope_bases(plain.model).items():
+            expected = base * 4 ** (dim / (dim - 2)) if rope == "ntk:4" else base
+            assert rope_bases(scaled.model)[layer_type] == pytest.approx(expected, rel=1e-3)
+        ppl = math.exp(token_nll(scaled.model, ids).mean())
+        assert math.isfinite(ppl) and ppl < 2 * base_ppl  # 192 tokens: well inside every trained length

@@ -58,13 +58,18 @@ def generate_command(
             help="Decode-time adapter NAME or NAME:key=value,... (repeatable): rules, keywords, inhibition.",
         ),
     ] = None,
+    rope: Annotated[
+        Optional[str],
+        typer.Option(help="RoPE scaling KIND:ALPHA[:LAYERS]: ntk:4, dynamic:2, linear:4:global (Gemma 3 groups)."),
+    ] = None,
 ) -> None:
     """Generate a response to each prompt and print it."""
     from nevermind.adapters import adapter_config, build_adapter, generate_with_adapters, parse_spec
-    from nevermind.models import GenerateRequest, GenerationConfig, load_model
+    from nevermind.models import GenerateRequest, GenerationConfig, RopeScaling, load_model
 
     for spec in adapter or ():  # a bad spec fails before the model loads
         adapter_config(*parse_spec(spec))
+    scaling = RopeScaling.parse(rope) if rope else None
     try:
         config = GenerationConfig(
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=tuple(stop or ())
@@ -72,7 +77,7 @@ def generate_command(
     except ValueError as error:
         raise NevermindError(str(error)) from None
     with status_spinner(f"loading {model}") as say:
-        lm = load_model(model, device=device, dtype=dtype, on_status=say)
+        lm = load_model(model, device=device, dtype=dtype, on_status=say, rope=scaling)
         adapters = [build_adapter(spec, lm) for spec in adapter or ()]
         say(f"generating with {model}" + "".join(f" + {spec}" for spec in adapter or ()))
         outputs = generate_with_adapters(lm, [GenerateRequest(p, chat=chat) for p in prompt], config, adapters)

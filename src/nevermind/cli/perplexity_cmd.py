@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 from nevermind.cli.app import app
 from nevermind.cli.console import err_console, status_spinner
 from nevermind.errors import NevermindError
+
+if TYPE_CHECKING:
+    from nevermind.perplexity import PerplexityResult
 
 
 def parse_numbers(text: str, what: str, kind: type = float) -> tuple:
@@ -52,6 +55,10 @@ def perplexity_command(
         bool, typer.Option("--buffer/--no-buffer", help="Also run needle and override at these lengths and alphas.")
     ] = False,
     buffer_samples: Annotated[int, typer.Option(help="Buffer: samples per task, length and alpha.", min=1)] = 2,
+    buffer_lengths: Annotated[
+        Optional[str], typer.Option(help="Buffer: a subset of the lengths (default: all).")
+    ] = None,
+    buffer_alphas: Annotated[Optional[str], typer.Option(help="Buffer: a subset of the alphas (default: all).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")] = "auto",
 ) -> None:
@@ -73,6 +80,15 @@ def perplexity_command(
         dtype=dtype,
     )
     out = output or Path("perplexity") / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', Path(model).name)}-{scaling}"
+    subset = (parse_numbers(buffer_lengths, "buffer-lengths", int) if buffer_lengths else None,
+              parse_numbers(buffer_alphas, "buffer-alphas") if buffer_alphas else None)
+    previous = _finished(out, config)
+    if previous is not None:
+        err_console.print(f"reusing the finished perplexity measurement in {out / 'perplexity.json'}")
+        _print_table(previous)
+        if buffer:
+            _run_buffer(previous, out, buffer_samples, *subset)
+        return
     text = haystack_text()
     from transformers.utils import logging as hf_logging
 
@@ -80,7 +96,7 @@ def perplexity_command(
     per_alpha = 1 if scaling != "dynamic" else len(config.lengths)
     total = sum(config.samples * (1 if alpha == 1 else per_alpha) for alpha in config.alphas)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=False) as progress:
+    with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task(f"loading {model}", total=total)
         started = [0]
 
@@ -118,10 +134,24 @@ def perplexity_command(
     _print_table(result)
     err_console.print(f"wrote {out / 'perplexity.json'}, {out / 'perplexity.csv'}, {plot}")
     if buffer:
-        _run_buffer(result, out, buffer_samples)
+        _run_buffer(result, out, buffer_samples, *subset)
 
 
-def _run_buffer(result, out: Path, per_length: int) -> None:
+def _finished(out: Path, config) -> "PerplexityResult | None":
+    """The result already in `out` for exactly this config, if a finished run left one."""
+    from nevermind.perplexity import PerplexityResult
+
+    path = out / "perplexity.json"
+    if not path.is_file():
+        return None
+    try:
+        previous = PerplexityResult.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return previous if previous.config == config else None
+
+
+def _run_buffer(result, out: Path, per_length: int, lengths=None, alphas=None) -> None:
     """The buffer experiment after the perplexity sweep: JSON of points and a standalone HTML page."""
     import base64
 
@@ -130,7 +160,7 @@ def _run_buffer(result, out: Path, per_length: int) -> None:
     from nevermind.perplexity.buffer import buffer_section_html, points_to_dicts, run_buffer
 
     with status_spinner("buffer experiment") as say:
-        points = run_buffer(result, per_length=per_length, on_status=say)
+        points = run_buffer(result, per_length=per_length, lengths=lengths, alphas=alphas, on_status=say)
     (out / "buffer.json").write_text(json.dumps(points_to_dicts(points), indent=2) + "\n")
     plot = base64.b64encode((out / "perplexity.png").read_bytes()).decode()
     page = (f"<!doctype html><meta charset='utf-8'><title>context scaling: {escape(result.config.model)}</title>"

@@ -69,9 +69,11 @@ def run_buffer(
     tasks: Sequence[str] = BUFFER_TASKS,
     per_length: int = 2,
     depths: Sequence[float] = (50.0,),
+    lengths: Sequence[int] | None = None,
+    alphas: Sequence[float] | None = None,
     on_status: Callable[[str], None] | None = None,
 ) -> list[BufferPoint]:
-    """Run `tasks` with `per_length` samples at every length and alpha of `result`."""
+    """Run `tasks` with `per_length` samples at the lengths and alphas of `result` (or a subset of them)."""
     from nevermind.data.haystack import haystack_text
     from nevermind.models.hf import HFModel
     from nevermind.models.requests import GenerateRequest
@@ -84,10 +86,16 @@ def run_buffer(
     if per_length < 1:
         raise NevermindError(f"samples per length must be at least 1, got {per_length}")
     config = result.config
-    lengths = list(config.lengths)
+    for name, chosen, measured in (("lengths", lengths, config.lengths), ("alphas", alphas, config.alphas)):
+        missing = sorted(set(chosen or ()) - set(measured))
+        if missing:
+            raise NevermindError(f"buffer {name} {missing} were not measured for perplexity ({list(measured)})")
+    lengths = sorted(lengths or config.lengths)
     prose = haystack_text()
     points: list[BufferPoint] = []
     for curve in result.curves:
+        if alphas is not None and curve.alpha not in alphas:
+            continue
         rope = config.rope(curve.alpha)
         lm = HFModel.load(config.model, device=config.device, dtype=config.dtype, on_status=on_status,
                           rope=rope, max_positions=config.max_positions)
@@ -112,7 +120,7 @@ def run_buffer(
                     points.append(BufferPoint(
                         task=name, alpha=curve.alpha, length=length, accuracy=mean, stderr=stderr,
                         samples=len(scores[length]), cliff=curve.cliff,
-                        distance=cliff_distance(length, curve.cliff, lengths[-1]),
+                        distance=cliff_distance(length, curve.cliff, config.lengths[-1]),
                     ))  # fmt: skip
         del lm
     return points

@@ -113,6 +113,20 @@ class PerplexityResult:
         """A JSON-ready dict."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PerplexityResult":
+        """Read back what `to_dict` wrote."""
+        raw = dict(data["config"])
+        for key in ("alphas", "lengths"):
+            raw[key] = tuple(raw[key])
+        return cls(
+            config=PerplexityConfig(**raw),
+            trained_positions=data["trained_positions"],
+            declared_positions=data["declared_positions"],
+            curves=[AlphaCurve(**curve) for curve in data["curves"]],
+            text_tokens=data["text_tokens"],
+        )
+
     def rows(self) -> list[dict[str, Any]]:
         """One row per (alpha, length): the CSV form."""
         return [

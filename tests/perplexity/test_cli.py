@@ -1,0 +1,60 @@
+"""`nevermind perplexity` as a user runs it: files written, bad input is one line and exit code 2."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nevermind.cli", "perplexity", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--alphas", "1,x"], "--alphas must be comma-separated"),
+        (["--alphas", "0.5"], "alpha must be a finite number"),
+        (["--lengths", "128,64"], "distinct and ascending"),
+        (["--lengths", ","], "--lengths is empty"),
+        (["--scaling", "yarn"], "unknown"),
+        (["--lengths", "64,100000000"], "fewer than the longest length"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tiny_llama_dir, args, message):
+    result = run_cli("-m", str(tiny_llama_dir), *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert message in result.stderr
+
+
+def test_unknown_model_is_one_line_exit_2():
+    result = run_cli("-m", "not-a-model", "--lengths", "64,128")
+    assert result.returncode == 2 and "unknown model" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_writes_json_csv_png_and_reuses_them(tiny_llama_dir, tmp_path):
+    args = ["-m", str(tiny_llama_dir), "--alphas", "1,4", "--lengths", "32,64", "--window", "16", "-o", str(tmp_path)]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "perplexity.json").read_text())
+    assert [c["alpha"] for c in data["curves"]] == [1.0, 4.0]
+    rows = list(csv.DictReader(open(tmp_path / "perplexity.csv")))
+    assert len(rows) == 4 and float(rows[0]["perplexity"]) > 1
+    assert (tmp_path / "perplexity.png").read_bytes()[:4] == b"\x89PNG"
+    again = run_cli(*args)
+    assert again.returncode == 0 and "reusing" in again.stderr
+
+
+def test_generate_takes_a_rope_option(tiny_llama_dir):
+    base = [sys.executable, "-m", "nevermind.cli", "generate", "-m", str(tiny_llama_dir), "--max-new-tokens", "2"]
+    bad = subprocess.run([*base, "--rope", "ntk:x", "hi"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "bad rope option" in bad.stderr and "Traceback" not in bad.stderr
+    good = subprocess.run([*base, "--rope", "dynamic:2", "--json", "hi"], capture_output=True, text=True, timeout=600)
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["tokens"] <= 2
