@@ -1,9 +1,20 @@
 """AlpacaEval's 805 instructions, read from the alpaca-eval source archive in the cache."""
 
+import io
+import tarfile
+
 import pytest
 
 from nevermind.data import MissingCarrierError
-from nevermind.data.alpaca_eval import COUNT, install_command, load_instructions, sdist_dir
+from nevermind.data.alpaca_eval import (
+    ARCHIVE_NAME,
+    COUNT,
+    MEMBER,
+    install_command,
+    load_instructions,
+    sdist_dir,
+)
+from nevermind.errors import NevermindError
 
 
 def test_805_instructions_from_the_archive():
@@ -23,4 +34,16 @@ def test_missing_archive_names_the_install_command(tmp_path, monkeypatch):
     with pytest.raises(
         MissingCarrierError, match="pip download --no-binary :all: --no-deps alpaca-eval==0.6.6"
     ):
+        load_instructions()
+
+
+def test_a_tampered_archive_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEVERMIND_CACHE", str(tmp_path))
+    sdist_dir().mkdir(parents=True)
+    payload = b'[{"instruction": "x", "output": "y", "dataset": "d"}]'
+    with tarfile.open(sdist_dir() / ARCHIVE_NAME, "w:gz") as tar:
+        info = tarfile.TarInfo(MEMBER)
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(NevermindError, match="checksum differs"):
         load_instructions()

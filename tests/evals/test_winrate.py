@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
 from nevermind.errors import NevermindError
@@ -108,8 +108,9 @@ class Misbehaving:
         self.app = FastAPI()
 
         @self.app.post("/v1/chat/completions")
-        def chat(body: dict):
+        def chat(body: dict, request: Request):
             self.calls += 1
+            self.authorization = request.headers.get("authorization")
             if self.mode == "slow":
                 time.sleep(1.0)
             if self.mode == "html":
@@ -143,6 +144,21 @@ def test_api_judge_timeout_and_garbage_are_one_line_errors(misbehaving):
     with pytest.raises(JudgeError, match="answered neither 1 nor 2: 'I think both are lovely!'"):
         judge.judge(comparison)
     time.sleep(1.0)  # let the slow handler's thread finish before other tests use the server
+
+
+def test_api_key_comes_from_the_environment_and_stays_out_of_errors(misbehaving, monkeypatch):
+    server, url = misbehaving
+    monkeypatch.setenv("JUDGE_TEST_KEY", "sk-test-secret-123")
+    judge = APIJudge(Endpoint(url, api_key_env="JUDGE_TEST_KEY", max_retries=0))
+    server.mode, server.good_before_garbage = "flaky", 0
+    with pytest.raises(JudgeError) as caught:
+        judge.judge([Comparison("q", "a", "b")])
+    assert server.authorization == "Bearer sk-test-secret-123"
+    assert "sk-test-secret" not in str(caught.value) and "sk-test-secret" not in judge.name
+    monkeypatch.delenv("JUDGE_TEST_KEY")
+    server.mode = "ok"
+    judge.judge([Comparison("q", "a long answer", "b")])
+    assert server.authorization is None
 
 
 def test_judge_failure_keeps_judgments_and_resumes(misbehaving, tmp_path):
