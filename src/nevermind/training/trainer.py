@@ -5,16 +5,21 @@ last, formatted with the tokenizer's chat template or seed 001's plain `<|user|>
 the completion is the final assistant turn. TRL tokenizes both and masks the prompt (labels
 -100), so loss falls on the response only.
 
-Why the SFTConfig below differs from TRL's defaults (measured in bench/train_step.py):
-TRL's SFTConfig turns on bf16 autocast and gradient checkpointing by default. On a CPU without
-bf16 units, bf16 matmuls run several times slower than fp32, and checkpointing adds a second
-forward; together with TRL's chunked log-prob LM head (whose non-Triton fallback recomputes the
-output-layer tiles in backward) a step cost ~35× a plain forward + backward. fp32 and no
-checkpointing on CPU bring it back to about the cost of forward + backward.
+Why training on CPU differs from TRL's defaults (measured in bench/train_step.py, docs/training.md):
+1. TRL's SFTConfig turns on bf16 autocast and gradient checkpointing by default. On a CPU without
+   bf16 units, bf16 matmuls run several times slower than fp32, and checkpointing adds a second
+   forward. Here: fp32 and no checkpointing unless asked (bf16 only on GPUs).
+2. SFTTrainer always computes the loss through a fused, chunked LM head
+   (`trl/kernels/chunked_logprob.py`). Without Triton it falls back to torch ops that make about a
+   dozen passes over every [tokens × 32k-vocabulary] tile and recompute the tiles in backward;
+   with gemma's 262k vocabulary that alone made a step ~3× a plain forward + backward. On CPU the
+   loss is instead the model's own cross-entropy, through transformers' `Trainer.compute_loss`
+   (TRL still prepares the data, masks the prompt and collates); on GPUs TRL's Triton kernel stays.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -101,13 +106,32 @@ def sft_args(config: TrainConfig, output_dir: Path, *, cuda: bool, has_eval: boo
         packing=False,
         use_cpu=not cuda,
         bf16=config.bf16 and cuda,
-        gradient_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing=config.gradient_checkpointing,
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
         disable_tqdm=True,
         torch_compile=False,
     )
     return SFTConfig(**{**settings, **overrides})
+
+
+@functools.cache
+def cpu_sft_trainer_class():
+    """SFTTrainer whose loss is the model's own cross-entropy (transformers' Trainer.compute_loss), for CPUs."""
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class CPUSFTTrainer(SFTTrainer):
+        """TRL's data preparation and collation; transformers' loss (no fused LM head, see module docstring)."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """The model's own next-token cross-entropy over the labels TRL built (prompt = -100)."""
+            inputs = {**inputs, "use_cache": False}
+            return Trainer.compute_loss(
+                self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+
+    return CPUSFTTrainer
 
 
 def _lora_config(config: TrainConfig):
@@ -154,10 +178,12 @@ def build_trainer(
     on_progress: ProgressCallback | None = None,
     on_status: Callable[[str], None] | None = None,
     sft_overrides: dict[str, Any] | None = None,
+    fused_lm_head: bool | None = None,
 ):
     """An SFTTrainer ready to `.train()` for `config` (examples default to the config's recipe).
 
-    `sft_overrides` replaces SFTConfig fields (bench/train_step.py uses it to restore TRL's defaults)."""
+    `sft_overrides` replaces SFTConfig fields and `fused_lm_head` picks TRL's fused loss (default: on
+    GPUs only); bench/train_step.py uses both to measure TRL's defaults against these settings."""
     from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
 
@@ -183,7 +209,8 @@ def build_trainer(
     model.train()
     output_dir = config.resolved_output_dir()
     report = _progress_callback(on_progress)
-    trainer = SFTTrainer(
+    trainer_class = SFTTrainer if (cuda if fused_lm_head is None else fused_lm_head) else cpu_sft_trainer_class()
+    trainer = trainer_class(
         model=model,
         args=sft_args(config, output_dir, cuda=cuda, has_eval=bool(eval_examples), **(sft_overrides or {})),
         train_dataset=to_dataset(tokenizer, examples),
@@ -231,6 +258,9 @@ def train(
     result = trainer.train()
     train_seconds = time.perf_counter() - started
     output_dir = config.resolved_output_dir()
+    state_dir = Path(trainer.args.output_dir)
+    if state_dir.is_dir() and not any(state_dir.iterdir()):
+        state_dir.rmdir()  # save_strategy="no" leaves it empty
     if on_status:
         on_status(f"saving checkpoint to {output_dir}")
     record = {
