@@ -21,6 +21,7 @@ from nevermind.cli import train_cmd  # noqa: E402,F401
 from nevermind.cli import eval_cmd  # noqa: E402,F401
 from nevermind.cli import sweep_cmd  # noqa: E402,F401
 from nevermind.cli import perplexity_cmd  # noqa: E402,F401
+from nevermind.cli import experiment_cmd, rank_cmd, serve_cmd, winrate_cmd  # noqa: E402,F401
 
 _ = models_cmd
 
