@@ -52,12 +52,17 @@ VARIANTS = {
     # name: (SFTConfig overrides, TRL's fused LM head)
     "nevermind": ({}, False),
     "fused-head": ({}, True),  # fp32, no checkpointing, but TRL's chunked log-prob loss
-    "trl-defaults": ({"bf16": True, "activation_checkpointing": True}, True),  # SFTConfig's defaults + use_cpu
+    "trl-defaults": (
+        {"bf16": True, "activation_checkpointing": True},
+        True,
+    ),  # SFTConfig's defaults + use_cpu
 }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-m", "--model", default="gemma-3-270m")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=256)
@@ -69,8 +74,14 @@ def main() -> None:
     from nevermind.training import TrainConfig, build_examples, build_trainer
 
     config = TrainConfig(
-        model=args.model, recipe="instruction", limit=args.batch_size, batch_size=args.batch_size,
-        max_length=args.max_length, lora=not args.full, output_dir="/tmp/nevermind-bench-train", max_steps=1,
+        model=args.model,
+        recipe="instruction",
+        limit=args.batch_size,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        lora=not args.full,
+        output_dir="/tmp/nevermind-bench-train",
+        max_steps=1,
     )
     examples = build_examples(config)
     print(f"torch threads: {torch.get_num_threads()}; model {args.model}; lora={config.lora}")
@@ -82,12 +93,15 @@ def main() -> None:
         trainer = build_trainer(config, examples, sft_overrides=overrides, fused_lm_head=fused)
         batch = _batch(trainer)
         tokens = int(batch["attention_mask"].sum())
-        print(f"[{variant}] batch {tuple(batch['input_ids'].shape)}, {tokens} tokens, "
-              f"{int((batch['labels'] != -100).sum())} with loss")
+        print(
+            f"[{variant}] batch {tuple(batch['input_ids'].shape)}, {tokens} tokens, "
+            f"{int((batch['labels'] != -100).sum())} with loss"
+        )
 
         def plain_step():
-            loss = plain(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         labels=batch["labels"]).loss
+            loss = plain(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+            ).loss
             loss.backward()
             plain.zero_grad(set_to_none=True)
 
@@ -102,8 +116,10 @@ def main() -> None:
         step_times = _time(trainer_step, args.repeats)
         p, s = statistics.median(plain_times), statistics.median(step_times)
         results.append((variant, p, s))
-        print(f"[{variant}] plain fwd+bwd {p:.2f} s {['%.2f' % t for t in plain_times]}; "
-              f"trainer step {s:.2f} s {['%.2f' % t for t in step_times]}; ratio {s / p:.2f}")
+        print(
+            f"[{variant}] plain fwd+bwd {p:.2f} s {['%.2f' % t for t in plain_times]}; "
+            f"trainer step {s:.2f} s {['%.2f' % t for t in step_times]}; ratio {s / p:.2f}"
+        )
     print("\nvariant         plain fwd+bwd   trainer step   ratio")
     for variant, p, s in results:
         print(f"{variant:<15} {p:>10.2f} s   {s:>10.2f} s   {s / p:>5.2f}")

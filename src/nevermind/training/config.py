@@ -54,16 +54,24 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    model: str = Field("gemma-3-270m", description="Base model: bundled name, hub id, local directory or GGUF file.")
+    model: str = Field(
+        "gemma-3-270m", description="Base model: bundled name, hub id, local directory or GGUF file."
+    )
     recipe: str = Field(
         "instruction",
-        description="Training data: instruction, response, or single-task:NAME (gsm8k, mbpp, poems, or any name with --data).",
+        description="Training data: instruction, response, or single-task:NAME "
+        "(gsm8k, mbpp, poems, or any name with --data).",
     )
     data: str | None = Field(
-        None, description="A JSONL file or `datasets` folder of conversations; replaces the recipe's built-in source."
+        None,
+        description="JSONL file or `datasets` folder of conversations; replaces the built-in source.",
     )
-    limit: int | None = Field(1000, ge=1, description="Number of examples drawn from the recipe (all when null).")
-    validation_size: int = Field(0, ge=0, description="Examples held out to log an eval loss every epoch (0 = none).")
+    limit: int | None = Field(
+        1000, ge=1, description="Number of examples drawn from the recipe (all when null)."
+    )
+    validation_size: int = Field(
+        0, ge=0, description="Examples held out to log an eval loss every epoch (0 = none)."
+    )
     lora: bool = Field(True, description="Train a LoRA adapter (true) or all weights (false).")
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
@@ -72,20 +80,35 @@ class TrainConfig(BaseModel):
         "all-linear", description="Modules that get adapters: 'all-linear' or a list of module names."
     )
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
-    lr_scheduler: str = Field("linear", description="transformers scheduler name: linear, cosine, constant, ...")
-    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0, description="Share of steps spent warming up the learning rate.")
+    lr_scheduler: str = Field(
+        "linear", description="transformers scheduler name: linear, cosine, constant, ..."
+    )
+    warmup_ratio: float = Field(
+        0.03, ge=0.0, lt=1.0, description="Share of steps spent warming up the learning rate."
+    )
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
     epochs: float = Field(1.0, gt=0, description="Passes over the data (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps to run; overrides epochs.")
     batch_size: int = Field(4, ge=1, description="Examples per device per forward pass.")
-    grad_accum: int = Field(1, ge=1, description="Forward passes per optimizer step (effective batch = batch_size × grad_accum).")
-    max_length: int = Field(512, ge=8, description="Tokens per example; longer examples are truncated at the end.")
+    grad_accum: int = Field(
+        1, ge=1, description="Forward passes per optimizer step (effective batch = batch_size × grad_accum)."
+    )
+    max_length: int = Field(
+        512, ge=8, description="Tokens per example; longer examples are truncated at the end."
+    )
     seed: int = Field(0, description="Seed for data sampling, adapter initialisation and shuffling.")
-    output_dir: str | None = Field(None, description="Checkpoint directory (default runs/train/<model>-<recipe>-s<seed>).")
+    output_dir: str | None = Field(
+        None, description="Checkpoint directory (default runs/train/<model>-<recipe>-s<seed>)."
+    )
     preset: Literal["mini", "paper"] | None = Field(None, description="Preset the other fields started from.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1 ...")
-    bf16: bool = Field(False, description="bf16 mixed precision (GPUs only: on CPUs without bf16 units it is several times slower).")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward (saves memory, costs a forward).")
+    bf16: bool = Field(
+        False,
+        description="bf16 mixed precision (GPUs only: CPUs without bf16 units run it several times slower).",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward (saves memory, costs a forward)."
+    )
     logging_steps: int = Field(1, ge=1, description="Log the loss every this many steps.")
 
     @field_validator("recipe")
@@ -147,7 +170,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise NevermindError(f"{path}{line}: invalid YAML ({getattr(error, 'problem', None) or error})") from None
+        raise NevermindError(
+            f"{path}{line}: invalid YAML ({getattr(error, 'problem', None) or error})"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

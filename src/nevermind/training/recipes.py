@@ -98,6 +98,6 @@ def build_examples(config: "TrainConfig") -> list[Conversation]:
     if task not in TASK_LOADERS:
         raise NevermindError(
             f"recipe {recipe!r} has no bundled data: pass --data FILE.jsonl "
-            "(one {\"instruction\": ..., \"response\": ...} object per line)"
+            '(one {"instruction": ..., "response": ...} object per line)'
         )
     return _sample(TASK_LOADERS[task](), config.limit, config.seed)

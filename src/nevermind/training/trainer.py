@@ -57,7 +57,7 @@ ProgressCallback = Callable[[TrainProgress], None]
 
 
 def prompt_completion(tokenizer: Any, conversation: Sequence[Message]) -> dict[str, str]:
-    """Split a conversation into TRL's prompt (all turns but the last, formatted) and completion (the last turn)."""
+    """Split a conversation into TRL's prompt (all turns but the last, formatted) and completion."""
     if not conversation or conversation[-1]["role"] != "assistant":
         raise NevermindError("a training conversation must end with an assistant turn")
     prompt = format_chat(tokenizer, conversation[:-1], add_generation_prompt=True)
@@ -117,12 +117,12 @@ def sft_args(config: TrainConfig, output_dir: Path, *, cuda: bool, has_eval: boo
 
 @functools.cache
 def cpu_sft_trainer_class():
-    """SFTTrainer whose loss is the model's own cross-entropy (transformers' Trainer.compute_loss), for CPUs."""
+    """SFTTrainer whose loss is the model's own cross-entropy (transformers' Trainer.compute_loss)."""
     from transformers import Trainer
     from trl import SFTTrainer
 
     class CPUSFTTrainer(SFTTrainer):
-        """TRL's data preparation and collation; transformers' loss (no fused LM head, see module docstring)."""
+        """TRL's data preparation and collation; transformers' loss (no fused LM head: see the module)."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             """The model's own next-token cross-entropy over the labels TRL built (prompt = -100)."""
@@ -209,7 +209,9 @@ def build_trainer(
     model.train()
     output_dir = config.resolved_output_dir()
     report = _progress_callback(on_progress)
-    trainer_class = SFTTrainer if (cuda if fused_lm_head is None else fused_lm_head) else cpu_sft_trainer_class()
+    trainer_class = (
+        SFTTrainer if (cuda if fused_lm_head is None else fused_lm_head) else cpu_sft_trainer_class()
+    )
     trainer = trainer_class(
         model=model,
         args=sft_args(config, output_dir, cuda=cuda, has_eval=bool(eval_examples), **(sft_overrides or {})),
@@ -270,6 +272,8 @@ def train(
         "train_loss": result.training_loss,
         "history": trainer.nevermind_history,
         "seconds": round(train_seconds, 2),
-        "seconds_per_step": round(result.metrics.get("train_runtime", train_seconds) / max(trainer.state.global_step, 1), 3),
+        "seconds_per_step": round(
+            result.metrics.get("train_runtime", train_seconds) / max(trainer.state.global_step, 1), 3
+        ),
     }
     return save_checkpoint(trainer, config, output_dir, record)
