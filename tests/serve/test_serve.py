@@ -103,3 +103,15 @@ def test_served_adapter_matches_local_adapter_generation(tiny_gemma):
     assert body["model"] == "tiny+rules"
     assert body["choices"][0]["message"]["content"] == local.text
     assert local.token_ids != plain.token_ids  # the adapter changed what was generated
+
+
+def test_openai_model_generates_through_the_server(served, tiny_llama):
+    remote = OpenAIModel.load(served)  # no "#model": the endpoint's first listed model
+    assert remote.name == "tiny"
+    config = GenerationConfig(max_new_tokens=5)
+    requests = [GenerateRequest("Once upon a time"), GenerateRequest([{"role": "user", "content": "Hello"}])]
+    got = remote.generate(requests, config, batch_size=1)
+    want = tiny_llama.generate(requests, config)
+    assert [g.text for g in got] == [w.text for w in want]
+    with pytest.raises(EndpointError, match="connection failed"):
+        Endpoint("http://127.0.0.1:9", max_retries=0).request("GET", "models")
