@@ -61,6 +61,8 @@ def train_command(
 
     from nevermind.training import TrainProgress, build_config, train
 
+    _quiet_libraries()
+
     config = build_config(
         preset,
         config_file,
@@ -118,3 +120,14 @@ def train_command(
         path = train(config, on_progress=on_progress, on_status=on_status)
     err_console.print(f"checkpoint: {path}  (use it with -m {path})")
     typer.echo(str(path))
+
+
+def _quiet_libraries() -> None:
+    """Progress goes through one rich bar: silence the libraries' own bars and deprecation chatter."""
+    import warnings
+
+    import datasets
+
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)\.")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(trl|peft)\.")
