@@ -111,6 +111,7 @@ def bench_model(name, args, console):
             f"{100 * r['inside'] / r['seconds']:.1f} %" if r["inside"] else "—",
         )
     console.print(table)
+    console.file.flush()  # show each table as soon as it is measured
     return median
 
 

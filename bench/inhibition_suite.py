@@ -105,6 +105,7 @@ def main() -> None:
                 f"{r['tokens_per_s']:.1f}", f"{r['tokens_per_s'] / base:.2f}",
             )
         console.print(table)
+        console.file.flush()  # show each table as soon as it is measured
     if args.json_out:
         with open(args.json_out, "w") as handle:
             json.dump(everything, handle, indent=1)
