@@ -11,7 +11,6 @@ batch 1. Rounds alternate between variants, and the median round is reported."""
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch

@@ -2,7 +2,14 @@
 
 import pytest
 
-from nevermind.adapters import ADAPTERS, AdapterConfig, adapter_config, generate_with_adapters, parse_spec, register_adapter
+from nevermind.adapters import (
+    ADAPTERS,
+    AdapterConfig,
+    adapter_config,
+    generate_with_adapters,
+    parse_spec,
+    register_adapter,
+)
 from nevermind.adapters.base import _BUILT
 from nevermind.errors import NevermindError
 from nevermind.models import GenerationConfig

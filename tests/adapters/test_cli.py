@@ -6,7 +6,7 @@ import sys
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nevermind.cli", *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "nevermind.cli", *args], capture_output=True, text=True, timeout=600, check=False)
 
 
 def test_generate_with_adapters(tiny_llama_dir, tiny_llama):

@@ -79,7 +79,7 @@ def test_rules_add_up_and_batch_rows_are_independent(tiny_model):
     ids = torch.tensor([[1, 2, 40, 41], [1, 2, 50, 50]])
     scores = torch.randn(2, vocab(tiny_model))
     out = adapter(ids, scores.clone())
-    eos = sorted(tiny_model.eos_token_ids)[0]
+    eos = min(tiny_model.eos_token_ids)
     for row, used in ((0, {40, 41}), (1, {50})):
         parts = [only(tiny_model, **{rule: True}) for rule in ("eos", "tokens", "used")]
         expected = scores[row].clone()

@@ -30,6 +30,8 @@ from nevermind.adapters.vocab import TokenSurfaces, token_surfaces
 
 __all__ = [
     "ADAPTERS",
+    "MODERATORS",
+    "REFERENCE_TOKEN_WEIGHTS",
     "AdapterConfig",
     "DecodingAdapter",
     "InhibitionConfig",
@@ -37,10 +39,8 @@ __all__ = [
     "KeywordFilter",
     "KeywordModerator",
     "KeywordsConfig",
-    "MODERATORS",
     "ModelModerator",
     "Moderator",
-    "REFERENCE_TOKEN_WEIGHTS",
     "RegexModerator",
     "RulesAdapter",
     "RulesConfig",

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Callable, Protocol, Sequence, get_args, get_origin, runtime_checkable
+from typing import Any, Protocol, get_args, get_origin, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -66,7 +67,7 @@ class AdapterEntry:
 ADAPTERS: dict[str, AdapterEntry] = {}
 """Registered adapters by name."""
 
-_BUILT: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_BUILT: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 """Adapters built from spec strings, per model: a runner calling once per batch reuses them
 (a model moderator is loaded once, not per batch)."""
 
@@ -86,7 +87,7 @@ def _load_plugins() -> None:
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry.load()
-        except Exception as error:  # a broken plugin must not hide the built-in adapters
+        except Exception as error:  # noqa: BLE001  (any plugin failure becomes one clear line)
             raise NevermindError(f"adapter plugin {entry.name!r} failed to load: {error}") from None
 
 

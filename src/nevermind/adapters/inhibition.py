@@ -9,8 +9,9 @@ wherever the moderator finds nothing. After `max_inhibitions` the response ends 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any
 
 import torch
 from pydantic import Field

@@ -7,7 +7,8 @@ whether the reply breaks the rules, judged by the log-probability of its verdict
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from nevermind.errors import NevermindError
 from nevermind.models.requests import GenerateRequest, ScoreRequest

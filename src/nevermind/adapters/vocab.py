@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-_CACHE: "weakref.WeakKeyDictionary[Any, TokenSurfaces]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[Any, TokenSurfaces] = weakref.WeakKeyDictionary()
 
 
 def _gpt2_byte_alphabet() -> dict[str, int]:
