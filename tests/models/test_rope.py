@@ -3,21 +3,44 @@ on both bundled architectures (Gemma 3 with its separate local and global bases)
 
 import pytest
 import torch
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from nevermind.errors import NevermindError
 from nevermind.models.hf import HFModel
-from nevermind.models.rope import RopeScaling, inv_freqs, ntk_base, reset_rope_state
+from nevermind.models.rope import RopeScaling, apply_rope_scaling, inv_freqs, ntk_base, reset_rope_state
 
 
-def _load(directory, rope=None, max_positions=None) -> HFModel:
-    return HFModel.load(str(directory), device="cpu", rope=rope, max_positions=max_positions)
+class _Loaded:
+    """The model alone (tokenizers are slow to load): what HFModel.load builds, through the same config edit."""
+
+    def __init__(self, directory, rope=None, max_positions=None) -> None:
+        config = AutoConfig.from_pretrained(directory)
+        scaling = RopeScaling.parse(rope) if isinstance(rope, str) else rope
+        self.model = AutoModelForCausalLM.from_pretrained(
+            directory, config=apply_rope_scaling(config, scaling, max_positions=max_positions)
+        ).eval()
+
+
+_load = _Loaded
+
+
+def test_hf_model_load_applies_the_option(tiny_dir):
+    lm = HFModel.load(str(tiny_dir), device="cpu", rope="linear:2", max_positions=512)
+    assert lm.model.config.max_position_embeddings == 512
+    for params in _groups(lm.model.config):
+        assert params["rope_type"] == "linear" and params["factor"] == 2.0
 
 
 def _inv_freq(base: float, dim: int) -> torch.Tensor:
     return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
 
 
-def _bases(model: HFModel) -> dict[str, float]:
+def _groups(config) -> list[dict]:
+    params = config.rope_parameters
+    return [params] if "rope_theta" in params else list(params.values())
+
+
+def _bases(model) -> dict[str, float]:
     params = model.model.config.rope_parameters
     if "rope_theta" in params:
         return {"": float(params["rope_theta"])}

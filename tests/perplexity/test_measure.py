@@ -29,6 +29,14 @@ def test_token_nll_matches_the_model_loss(tiny_model):
     assert math.exp(nll.mean()) == pytest.approx(math.exp(loss), rel=1e-4)
 
 
+def test_selected_positions_match_the_full_pass(tiny_gemma, prose_ids):
+    ids = torch.tensor([prose_ids[:120]])
+    full = token_nll(tiny_gemma.model, ids)[0]
+    some = token_nll(tiny_gemma.model, ids, [5, 60, 61, 118])[0]
+    torch.testing.assert_close(some[[5, 60, 61, 118]], full[[5, 60, 61, 118]])
+    assert torch.isnan(some).sum() == full.shape[0] - 4
+
+
 def test_one_long_pass_equals_one_pass_per_length(tiny_llama, prose_ids):
     lengths, window = [64, 128, 256], 32
     one_pass = measure_curve(tiny_llama.model, [prose_ids], lengths, window, dynamic=False)

@@ -143,11 +143,13 @@ class PerplexityResult:
         ]
 
 
-def token_nll(model: Any, input_ids: Any) -> Any:
+def token_nll(model: Any, input_ids: Any, positions: Sequence[int] | None = None) -> Any:
     """Negative log-likelihood of each next token: shape (batch, length − 1).
 
     Only the decoder runs on the whole sequence; the output layer runs in chunks so that
-    full logits (length × vocabulary floats) are never held at once."""
+    full logits (length × vocabulary floats) are never held at once. With `positions`,
+    only those predictions (index j predicts token j + 1) go through the output layer —
+    gemma's is 168M of its 268M parameters — and the other entries are NaN."""
     import torch
 
     decoder = model.get_decoder()
@@ -156,8 +158,11 @@ def token_nll(model: Any, input_ids: Any) -> Any:
     with torch.inference_mode():
         hidden = decoder(input_ids=input_ids).last_hidden_state[:, :-1]
         targets = input_ids[:, 1:]
-        flat_hidden = hidden.reshape(-1, hidden.shape[-1])
-        flat_targets = targets.reshape(-1)
+        index = torch.arange(targets.shape[1], device=targets.device)
+        if positions is not None:
+            index = torch.tensor(sorted(set(positions)), dtype=torch.long, device=targets.device)
+        flat_hidden = hidden[:, index].reshape(-1, hidden.shape[-1])
+        flat_targets = targets[:, index].reshape(-1)
         chunk = max(1, LOGIT_CHUNK_BYTES // (4 * head.weight.shape[0]))
         parts = []
         for start in range(0, flat_targets.shape[0], chunk):
@@ -166,7 +171,14 @@ def token_nll(model: Any, input_ids: Any) -> Any:
                 logits = torch.tanh(logits / softcap) * softcap
             logp = torch.log_softmax(logits, dim=-1)
             parts.append(-logp.gather(-1, flat_targets[start : start + chunk, None])[:, 0])
-        return torch.cat(parts).reshape(targets.shape)
+        nll = torch.full(targets.shape, float("nan"), dtype=torch.float32, device=targets.device)
+        nll[:, index] = torch.cat(parts).reshape(targets.shape[0], -1)
+        return nll
+
+
+def window_positions(lengths: Sequence[int], window: int) -> list[int]:
+    """The predictions `window_mean` reads for these lengths."""
+    return sorted({j for n in lengths for j in range(n - 1 - min(window, n - 1), n - 1)})
 
 
 def window_mean(nll: Any, length: int, window: int) -> float:
@@ -208,12 +220,13 @@ def measure_curve(
                 if on_pass:
                     on_pass(f"excerpt {r + 1}/{len(rows)}, {length} tokens")
                 ids = torch.tensor([row[:length]], device=device)
-                sums[i] += window_mean(token_nll(model, ids)[0], length, window)
+                sums[i] += window_mean(token_nll(model, ids, window_positions([length], window))[0], length, window)
             reset_rope_state(model)
         else:
             if on_pass:
                 on_pass(f"excerpt {r + 1}/{len(rows)}, {lengths[-1]} tokens (all lengths in one pass)")
-            nll = token_nll(model, torch.tensor([row[: lengths[-1]]], device=device))[0]
+            ids = torch.tensor([row[: lengths[-1]]], device=device)
+            nll = token_nll(model, ids, window_positions(lengths, window))[0]
             for i, length in enumerate(lengths):
                 sums[i] += window_mean(nll, length, window)
     return [math.exp(total / len(rows)) for total in sums]
