@@ -10,7 +10,13 @@ import torch
 from nevermind.data.haystack import haystack_text
 from nevermind.errors import NevermindError
 from nevermind.models.hf import HFModel
-from nevermind.perplexity import PerplexityConfig, PerplexityResult, plot_perplexity, run_perplexity, token_nll
+from nevermind.perplexity import (
+    PerplexityConfig,
+    PerplexityResult,
+    plot_perplexity,
+    run_perplexity,
+    token_nll,
+)
 from nevermind.perplexity.measure import excerpts, measure_curve, window_mean
 
 
@@ -85,15 +91,15 @@ def test_run_on_tiny_gemma_writes_finite_curves(tiny_gemma_dir, tmp_path):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        dict(alphas=()),
-        dict(alphas=(0.5,)),
-        dict(lengths=(128, 64)),
-        dict(lengths=(64, 64)),
-        dict(lengths=(1, 64)),
-        dict(scaling="yarn"),
-        dict(window=0),
-        dict(cliff_multiple=1.0),
-        dict(max_positions=0),
+        {"alphas": ()},
+        {"alphas": (0.5,)},
+        {"lengths": (128, 64)},
+        {"lengths": (64, 64)},
+        {"lengths": (1, 64)},
+        {"scaling": "yarn"},
+        {"window": 0},
+        {"cliff_multiple": 1.0},
+        {"max_positions": 0},
     ],
 )
 def test_bad_config_is_one_line_error(kwargs):

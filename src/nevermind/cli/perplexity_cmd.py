@@ -7,11 +7,18 @@ import json
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from nevermind.cli.app import app
@@ -43,22 +50,22 @@ def perplexity_command(
     scaling: Annotated[str, typer.Option(help="ntk (static NTK base), dynamic (dynamic NTK) or linear.")] = "ntk",
     layers: Annotated[str, typer.Option(help="Gemma 3: scale all, global or local attention layers.")] = "all",
     max_positions: Annotated[
-        Optional[int],
-        typer.Option(help="Override the declared context length (where dynamic NTK starts). Does not change what "
-                     "the weights learned."),
+        int | None,
+        typer.Option(help="Restrict the model to N positions: rope bases compressed so the slowest frequency "
+                     "ends at N what it reached at the trained length (see docs/context-scaling.md)."),
     ] = None,
     window: Annotated[int, typer.Option(help="Tokens scored at the end of each length.")] = 256,
     samples: Annotated[int, typer.Option(help="Text excerpts averaged per point.")] = 1,
     cliff_multiple: Annotated[float, typer.Option(help="Cliff: perplexity above this multiple of the first length's.")] = 2.0,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Directory for JSON, CSV and PNG.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Directory for JSON, CSV and PNG.")] = None,
     buffer: Annotated[
         bool, typer.Option("--buffer/--no-buffer", help="Also run needle and override at these lengths and alphas.")
     ] = False,
     buffer_samples: Annotated[int, typer.Option(help="Buffer: samples per task, length and alpha.", min=1)] = 2,
     buffer_lengths: Annotated[
-        Optional[str], typer.Option(help="Buffer: a subset of the lengths (default: all).")
+        str | None, typer.Option(help="Buffer: a subset of the lengths (default: all).")
     ] = None,
-    buffer_alphas: Annotated[Optional[str], typer.Option(help="Buffer: a subset of the alphas (default: all).")] = None,
+    buffer_alphas: Annotated[str | None, typer.Option(help="Buffer: a subset of the alphas (default: all).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")] = "auto",
 ) -> None:
@@ -137,7 +144,7 @@ def perplexity_command(
         _run_buffer(result, out, buffer_samples, *subset)
 
 
-def _finished(out: Path, config) -> "PerplexityResult | None":
+def _finished(out: Path, config) -> PerplexityResult | None:
     """The result already in `out` for exactly this config, if a finished run left one."""
     from nevermind.perplexity import PerplexityResult
 

@@ -8,8 +8,9 @@ option names one group."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from nevermind.errors import NevermindError
 
@@ -47,7 +48,7 @@ class RopeScaling:
             raise NevermindError(f"unknown rope layer group {self.layers!r}: choose all, global or local")
 
     @classmethod
-    def parse(cls, spec: str) -> "RopeScaling":
+    def parse(cls, spec: str) -> RopeScaling:
         """Parse "KIND:ALPHA[:LAYERS]", e.g. "ntk:4", "dynamic:2", "linear:4:global"."""
         parts = spec.strip().split(":")
         if len(parts) not in (2, 3) or not all(parts):

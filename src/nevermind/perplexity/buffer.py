@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from markupsafe import Markup, escape
 

@@ -12,8 +12,9 @@ base with the length of the pass, so it needs one pass per length, from a reset 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from nevermind.errors import NevermindError
 from nevermind.models.rope import KINDS, RopeLayers, RopeScaling, reset_rope_state
@@ -114,7 +115,7 @@ class PerplexityResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PerplexityResult":
+    def from_dict(cls, data: dict[str, Any]) -> PerplexityResult:
         """Read back what `to_dict` wrote."""
         raw = dict(data["config"])
         for key in ("alphas", "lengths"):
