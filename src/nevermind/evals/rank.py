@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+
 from nevermind.errors import NevermindError
 
 
@@ -115,6 +117,42 @@ def draw_negatives(n: int, negatives: int, seed: int) -> list[list[int]]:
     return drawn
 
 
+@torch.inference_mode()
+def score_shared_context(model: Any, context: str, continuations: Sequence[str]) -> list[float]:
+    """Mean per-token log-probability of each continuation after one shared context.
+
+    The context goes through a transformers model once; its key/value cache is copied to the
+    continuations, which are scored together (the same numbers as `model.score`, without
+    recomputing the context for every continuation)."""
+    decoder, head = model.model.get_decoder(), model.model.get_output_embeddings()
+    softcap = getattr(model.model.config, "final_logit_softcapping", None)
+    device = model.device
+    context_ids = model.encode(context)
+    rows = [model.tokenizer(c, add_special_tokens=False).input_ids for c in continuations]
+    if not all(rows):
+        raise NevermindError(f"empty continuation to score after context {context[-40:]!r}")
+    prefix = decoder(input_ids=torch.tensor([context_ids], device=device), use_cache=True)
+    cache = prefix.past_key_values
+    cache.batch_repeat_interleave(len(rows))
+    width = max(len(r) for r in rows)
+    pad = model.tokenizer.pad_token_id
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+    mask = torch.tensor(
+        [[1] * (len(context_ids) + len(r)) + [0] * (width - len(r)) for r in rows], device=device
+    )
+    positions = torch.arange(len(context_ids), len(context_ids) + width, device=device).expand(len(rows), -1)
+    hidden = decoder(
+        input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache
+    ).last_hidden_state
+    # the context's last state predicts each continuation's first token; position k predicts token k + 1
+    states = torch.cat([prefix.last_hidden_state[:, -1:].expand(len(rows), -1, -1), hidden[:, :-1]], dim=1)
+    logits = head(states).float()
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None])[..., 0]
+    return [float(logp[b, : len(r)].mean()) for b, r in enumerate(rows)]
+
+
 def response_rank(
     model: Any,
     pairs: Sequence[RankPair],
@@ -139,9 +177,18 @@ def response_rank(
     for i, others in enumerate(drawn):
         for j in [i, *others]:
             requests[(i, j)] = ScoreRequest(prompts[i], responses[j])
-    keys = list(requests)
-    scores = model.score([requests[k] for k in keys], batch_size=batch_size, on_batch=on_batch)
-    mean = {k: s.mean_logprob for k, s in zip(keys, scores)}
+    if hasattr(model, "model") and hasattr(model.model, "get_decoder"):  # transformers: share the context
+        mean = {}
+        for i, others in enumerate(drawn):
+            sources = [i, *others]
+            values = score_shared_context(model, prompts[i], [responses[j] for j in sources])
+            mean.update({(i, j): v for j, v in zip(sources, values)})
+            if on_batch:
+                on_batch(len(sources), 0)
+    else:
+        keys = list(requests)
+        scores = model.score([requests[k] for k in keys], batch_size=batch_size, on_batch=on_batch)
+        mean = {k: s.mean_logprob for k, s in zip(keys, scores)}
     records = [
         RankRecord(p.instruction, mean[(i, i)], [mean[(i, j)] for j in drawn[i]], drawn[i])
         for i, p in enumerate(pairs)
