@@ -93,3 +93,13 @@ def test_rank_cli_on_a_jsonl_file(tiny_llama_dir, tmp_path):
     result = run_cli("rank", "-m", str(tiny_llama_dir), "--pairs", str(pairs))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{pairs}:2: missing string field 'response'" in result.stderr
+
+
+def test_records_file_resumes(tiny_llama, tmp_path):
+    records = tmp_path / "rank.records.jsonl"
+    first = response_rank(tiny_llama, PAIRS, negatives=2, seed=0, max_response_tokens=6, records_path=records)
+    lines = records.read_text().splitlines(keepends=True)
+    assert len(lines) == len(PAIRS)
+    records.write_text("".join(lines[:3]) + lines[3][:10])  # killed while writing the fourth
+    again = response_rank(tiny_llama, PAIRS, negatives=2, seed=0, max_response_tokens=6, records_path=records)
+    assert again.accuracy == first.accuracy and len(records.read_text().splitlines()) == len(PAIRS)

@@ -27,7 +27,14 @@ def rank_command(
         int, typer.Option(help="Responses are cut to this many tokens.", min=1)
     ] = 128,
     batch_size: Annotated[int, typer.Option(help="Scoring batch size.", min=1)] = 16,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the JSON result here.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write the JSON result here (per-instruction scores go to OUTPUT.records.jsonl; a rerun resumes).",
+        ),
+    ] = None,
     backend: Annotated[str, typer.Option(help="Model backend.")] = "hf",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[
@@ -60,6 +67,7 @@ def rank_command(
             max_response_tokens=max_response_tokens,
             batch_size=batch_size,
             on_batch=progress,
+            records_path=output.with_suffix(".records.jsonl") if output else None,
         )
     table = Table(
         title=f"response ranking ({pairs}, {result.instructions} instructions × {negatives} random)"

@@ -13,6 +13,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -162,12 +163,15 @@ def response_rank(
     max_response_tokens: int | None = 128,
     batch_size: int = 16,
     on_batch: Callable[[int, int], None] | None = None,
+    records_path: str | Path | None = None,
 ) -> RankResult:
     """Score every instruction's real response against `negatives` random others.
 
     Responses are cut to `max_response_tokens` tokens (the score is a per-token mean, so a
     cut changes it little and bounds the cost). Each distinct (instruction, response) is
-    scored once; requests of one instruction share the same formatted prompt."""
+    scored once; requests of one instruction share the same formatted prompt. With
+    `records_path` (transformers models), each instruction's scores are appended there as they
+    finish and a rerun with the same settings skips them."""
     from nevermind.models.requests import GenerateRequest, ScoreRequest
 
     drawn = draw_negatives(len(pairs), negatives, seed)
@@ -178,13 +182,33 @@ def response_rank(
         for j in [i, *others]:
             requests[(i, j)] = ScoreRequest(prompts[i], responses[j])
     if hasattr(model, "model") and hasattr(model.model, "get_decoder"):  # transformers: share the context
+        from nevermind.evals.outputs import append_jsonl, read_finished
+
         mean = {}
-        for i, others in enumerate(drawn):
-            sources = [i, *others]
-            values = score_shared_context(model, prompts[i], [responses[j] for j in sources])
-            mean.update({(i, j): v for j, v in zip(sources, values)})
-            if on_batch:
-                on_batch(len(sources), 0)
+        finished: dict[str, dict[str, Any]] = {}
+        if records_path is not None:
+            records_path = Path(records_path)
+            records_path.parent.mkdir(parents=True, exist_ok=True)
+            finished = read_finished(records_path, "key")
+        handle = records_path.open("a", encoding="utf-8") if records_path is not None else None
+        try:
+            for i, others in enumerate(drawn):
+                sources = [i, *others]
+                key = f"{i}:{seed}:{max_response_tokens}:{'-'.join(map(str, sources))}"
+                if key in finished and finished[key]["instruction"] == pairs[i].instruction:
+                    values = finished[key]["values"]
+                else:
+                    values = score_shared_context(model, prompts[i], [responses[j] for j in sources])
+                    if handle is not None:
+                        append_jsonl(
+                            handle, {"key": key, "instruction": pairs[i].instruction, "values": values}
+                        )
+                mean.update({(i, j): v for j, v in zip(sources, values)})
+                if on_batch:
+                    on_batch(len(sources), 0)
+        finally:
+            if handle is not None:
+                handle.close()
     else:
         keys = list(requests)
         scores = model.score([requests[k] for k in keys], batch_size=batch_size, on_batch=on_batch)
