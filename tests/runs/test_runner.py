@@ -101,10 +101,11 @@ def test_failure_marks_run_failed(tmp_path, tiny_llama):
     assert RunDir(tmp_path / spec().run_id).meta()["status"] == "failed"
 
 
-def test_run_eval_checks_tasks_before_loading(tmp_path):
-    def never_load(*args, **kwargs):
-        raise AssertionError("the model must not be loaded for a bad task name")
+def never_load(*args, **kwargs):
+    raise AssertionError("the model must not be loaded for bad input")
 
+
+def test_run_eval_checks_tasks_before_loading(tmp_path):
     config = EvalConfig(models=["tiny"], tasks=["probe", "nedle"], out=tmp_path)
     with pytest.raises(NevermindError, match="unknown task 'nedle'; known tasks: .*needle"):
         run_eval(config, load=never_load)
@@ -114,4 +115,10 @@ def test_run_eval_unwritable_out(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(NevermindError, match="cannot write to output directory"):
-        run_eval(EvalConfig(models=["tiny"], tasks=["probe"], out=blocker / "runs"))
+        run_eval(EvalConfig(models=["tiny"], tasks=["probe"], out=blocker / "runs"), load=never_load)
+
+
+def test_run_eval_unknown_model_makes_no_run(tmp_path):
+    with pytest.raises(NevermindError, match="unknown model 'tiny'"):
+        run_eval(EvalConfig(models=["tiny"], tasks=["probe"], out=tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()
