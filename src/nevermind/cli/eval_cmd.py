@@ -123,11 +123,13 @@ def eval_command(
 
 @app.command("report")
 def report_command(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories, or output directories holding index.sqlite.")],
+    runs: Annotated[list[Path], typer.Argument(
+        help="Run directories, output directories holding index.sqlite, or `nevermind perplexity` output directories."
+    )],
     output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path("report.html"),
     title: Annotated[str, typer.Option(help="Title of the report.")] = "nevermind report",
 ) -> None:
-    """Write one self-contained HTML report: scores ± SE side by side, needle heatmaps, every sample."""
+    """Write one self-contained HTML report: scores ± SE side by side, needle heatmaps, perplexity cliffs, every sample."""
     from nevermind.report import write_report
 
     path = write_report(runs, output, title=title)

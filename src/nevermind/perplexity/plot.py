@@ -7,8 +7,8 @@ from pathlib import Path
 from nevermind.perplexity.measure import PerplexityResult
 
 
-def plot_perplexity(result: PerplexityResult, path: str | Path) -> Path:
-    """Draw `result` as a PNG at `path` (log-log axes) and return the path."""
+def perplexity_figure(result: PerplexityResult):
+    """`result` as a matplotlib figure (log-log axes, one line per alpha, cliffs marked)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,6 +33,14 @@ def plot_perplexity(result: PerplexityResult, path: str | Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_perplexity(result: PerplexityResult, path: str | Path) -> Path:
+    """Draw `result` as a PNG at `path` and return the path."""
+    import matplotlib.pyplot as plt
+
+    fig = perplexity_figure(result)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

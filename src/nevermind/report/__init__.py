@@ -16,6 +16,7 @@ from nevermind.report.html import (
     write_report,
 )
 from nevermind.report.plots import figure_html, grid_heatmaps, score_bars
+from nevermind.report import context_scaling  # noqa: E402,F401  (registers its section)
 
 __all__ = [
     "SECTIONS",

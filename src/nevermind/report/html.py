@@ -50,6 +50,8 @@ class ReportContext:
 
     runs: list[ReportRun]
     title: str
+    perplexity_dirs: list[Path] = field(default_factory=list)
+    """`nevermind perplexity` output directories to show (the context-scaling section)."""
 
 
 Section = Callable[[ReportContext], "Markup | None"]
@@ -296,9 +298,11 @@ details.task > summary { cursor: pointer; font-weight: bold; } img.plot { max-wi
 """
 
 
-def build_report(runs: Sequence[ReportRun], *, title: str = "nevermind report") -> str:
+def build_report(
+    runs: Sequence[ReportRun], *, title: str = "nevermind report", perplexity_dirs: Sequence[Path] = ()
+) -> str:
     """The whole report as one HTML string (inline CSS and images, no script, no external URL)."""
-    context = ReportContext(list(runs), title)
+    context = ReportContext(list(runs), title, list(perplexity_dirs))
     sections = []
     for entry in SECTIONS:
         body = entry.render(context)
@@ -310,8 +314,12 @@ def build_report(runs: Sequence[ReportRun], *, title: str = "nevermind report") 
 
 
 def write_report(paths: Sequence[Path], output: Path, *, title: str = "nevermind report") -> Path:
-    """Load the runs at `paths` and write the report to `output`."""
-    html = build_report(load_runs(paths), title=title)
+    """Load the runs (and `nevermind perplexity` directories) at `paths` and write the report to `output`."""
+    from nevermind.report.context_scaling import is_perplexity_dir
+
+    perplexity_dirs = [p for p in paths if is_perplexity_dir(p)]
+    run_paths = [p for p in paths if not is_perplexity_dir(p)]
+    html = build_report(load_runs(run_paths), title=title, perplexity_dirs=perplexity_dirs)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(html, encoding="utf-8")
