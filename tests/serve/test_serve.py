@@ -115,3 +115,13 @@ def test_openai_model_generates_through_the_server(served, tiny_llama):
     assert [g.text for g in got] == [w.text for w in want]
     with pytest.raises(EndpointError, match="connection failed"):
         Endpoint("http://127.0.0.1:9", max_retries=0).request("GET", "models")
+
+
+def test_load_model_takes_an_endpoint_url(served, tiny_llama):
+    from nevermind.models import GenerationConfig, load_model
+
+    remote = load_model(f"{served}#tiny")
+    assert remote.name == "tiny"
+    [out] = remote.generate(["Hello"], GenerationConfig(max_new_tokens=5))
+    [local] = tiny_llama.generate(["Hello"], GenerationConfig(max_new_tokens=5))
+    assert out.text == local.text

@@ -17,8 +17,8 @@ from nevermind.models.requests import (
 )
 from nevermind.models.rope import RopeScaling
 
-BACKENDS = ("hf",)
-"""Backends that `load_model` knows."""
+BACKENDS = ("hf", "openai")
+"""Backends that `load_model` knows: transformers, and any OpenAI-compatible HTTP endpoint."""
 
 
 def load_model(
@@ -32,12 +32,18 @@ def load_model(
     max_positions: int | None = None,
     **options: Any,
 ) -> LanguageModel:
-    """Load a model by bundled name, hub id, local directory or GGUF file.
+    """Load a model by bundled name, hub id, local directory, GGUF file, or endpoint URL.
 
-    `rope` scales its rotary position embedding ("ntk:4", "dynamic:2", "linear:4[:global]");
+    An http(s) URL ("http://127.0.0.1:8000/v1#model") selects the "openai" backend. `rope` scales its rotary position embedding ("ntk:4", "dynamic:2", "linear:4[:global]");
     `max_positions` overrides the context length its config declares."""
     from nevermind.errors import NevermindError
 
+    if backend == "openai" or name.startswith(("http://", "https://")):
+        if rope is not None or max_positions is not None:
+            raise NevermindError("rope scaling and max_positions need a local model, not an HTTP endpoint")
+        from nevermind.models.openai_api import OpenAIModel
+
+        return OpenAIModel.load(name, **options)
     if backend == "hf":
         from nevermind.models.hf import HFModel
 
