@@ -1,12 +1,8 @@
 """`nevermind generate --adapter`: as a user runs it (a real subprocess)."""
 
 import json
-import subprocess
-import sys
 
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nevermind.cli", *args], capture_output=True, text=True, timeout=600, check=False)
+from tests.cli_runner import run_cli
 
 
 def test_generate_with_adapters(tiny_llama_dir, tiny_llama):

@@ -1,16 +1,10 @@
 """The CLI as a user runs it: a real subprocess, exit codes, one-line errors."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-
-def run_cli(*args: str, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nevermind.cli", *args], capture_output=True, text=True, timeout=600, env=env
-    )
+from tests.cli_runner import run_cli
 
 
 def test_models_table():

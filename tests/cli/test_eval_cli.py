@@ -11,12 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import run_cli
+
 PROBE = str(Path(__file__).parents[1] / "runs" / "probe_tasks.py") + ":probe"
-
-
-def run_cli(*args, cwd=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "nevermind.cli", *map(str, args)], capture_output=True, check=False,
-                          text=True, timeout=timeout, cwd=cwd)
 
 
 def assert_one_line_error(result, *fragments):

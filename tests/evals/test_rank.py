@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from nevermind.errors import NevermindError
 from nevermind.evals.rank import RankPair, draw_negatives, response_rank, truncate_tokens
 from nevermind.models.requests import GenerateRequest, ScoreRequest
+from tests.cli_runner import run_cli
 
 PAIRS = [
     RankPair(
@@ -64,16 +63,6 @@ def test_truncation_cuts_to_token_count(tiny_gemma):
     cut = truncate_tokens(tiny_gemma.tokenizer, text, 4)
     assert text.startswith(cut) and len(tiny_gemma.tokenizer(cut, add_special_tokens=False).input_ids) == 4
     assert truncate_tokens(tiny_gemma.tokenizer, "short", 4) == "short"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nevermind.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_rank_cli_on_a_jsonl_file(tiny_llama_dir, tmp_path):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,6 +18,7 @@ from nevermind.evals.winrate import JUDGMENTS_FILE, fit_length_logistic, judge_p
 from nevermind.models.openai_api import Endpoint, EndpointError
 from nevermind.models.requests import GenerateRequest, GenerationConfig, ScoreRequest
 from nevermind.serve import Server, create_app, serve_in_thread
+from tests.cli_runner import run_cli
 
 INSTRUCTIONS = [f"Question {i}: name something {c}." for i, c in enumerate(["red", "round", "loud", "cold"])]
 
@@ -207,16 +206,6 @@ def test_generate_outputs_resumes_after_a_torn_line(tiny_llama, tmp_path):
     assert (
         len(path.read_text().splitlines()) == 4
         and load_outputs(path)[INSTRUCTIONS[0]].output == first[0].output
-    )
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nevermind.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
     )
 
 

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
+from tests.cli_runner import run_cli as run_cli_base
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nevermind.cli", "perplexity", *args], capture_output=True, text=True, timeout=600, check=False
-    )
+
+def run_cli(*args: str):
+    return run_cli_base("perplexity", *args)
 
 
 @pytest.mark.parametrize(
