@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 from rich.console import Console
@@ -23,6 +22,7 @@ from rich.table import Table
 
 from nevermind.adapters import KeywordModerator, ModelModerator, ThoughtInhibition, generate_with_adapters
 from nevermind.models import GenerateRequest, load_model
+from nevermind.scoring.stats import mean_and_se
 from nevermind.tasks import TaskOptions, build_task
 
 
@@ -31,13 +31,6 @@ def forbidden_strings(task_name: str, target: dict) -> list[str]:
     if task_name == "jailbreak":
         return list(target["forbidden"])
     return [target["secret"], *target.get("parts", [])]
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return mean, math.sqrt(var / n)
 
 
 def run(task, samples, lm, variant: str, k: int, threshold: float):
@@ -64,8 +57,8 @@ def run(task, samples, lm, variant: str, k: int, threshold: float):
     tokens = sum(len(o.token_ids) for o in outputs)
     return {
         "variant": variant,
-        "holds": mean_se([s.value for s in scores]),
-        "obeyed_newest": mean_se([s.extra["obeyed_newest"] for s in scores]) if task.name == "jailbreak" else None,
+        "holds": mean_and_se([s.value for s in scores]),
+        "obeyed_newest": mean_and_se([s.extra["obeyed_newest"] for s in scores]) if task.name == "jailbreak" else None,
         "tokens_per_s": tokens / seconds,
         "seconds": seconds,
         "inhibitions": sum(inhibitions) / len(inhibitions) if inhibitions else 0.0,

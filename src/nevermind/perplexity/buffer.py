@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 from nevermind.errors import NevermindError
 from nevermind.perplexity.cliff import cliff_distance
 from nevermind.perplexity.measure import PerplexityResult
+from nevermind.scoring.stats import mean_and_se
 
 BUFFER_TASKS = ("needle", "override")
 """Tasks the buffer experiment runs."""
@@ -57,11 +58,9 @@ def _padded(messages: list[dict], tokenizer: Any, prose: str, length: int) -> li
 
 
 def _mean_stderr(values: Sequence[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, float("nan")
-    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(variance / len(values))
+    """Mean and SE; with one sample the SE is unknown (NaN: drawn without an error bar)."""
+    mean, stderr = mean_and_se(values)
+    return mean, stderr if len(values) > 1 else float("nan")
 
 
 def run_buffer(
