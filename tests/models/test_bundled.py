@@ -2,7 +2,7 @@
 
 import pytest
 
-from nevermind.models.requests import GenerationConfig, ScoreRequest
+from nevermind.models.requests import GenerateRequest, GenerationConfig, ScoreRequest
 
 pytestmark = pytest.mark.slow
 
@@ -15,7 +15,8 @@ def test_paris_is_more_likely_than_berlin(smollm2):
 
 
 def test_instruct_model_answers_paris(smollm2):
-    [out] = smollm2.generate(["What is the capital of France?"], GenerationConfig(max_new_tokens=24))
+    request = GenerateRequest("What is the capital of France?", chat=True)
+    [out] = smollm2.generate([request], GenerationConfig(max_new_tokens=24))
     assert "Paris" in out.text
     assert out.finish_reason == "eos"
 
@@ -28,7 +29,10 @@ def test_base_model_knows_paris(gemma):
 
 
 def test_batched_equals_per_sample_on_real_model(smollm2):
-    prompts = ["What is the capital of France?", "Name a color.", "Write one sentence about the sea.", "2+2="]
+    prompts = [
+        GenerateRequest(p, chat=True)
+        for p in ["What is the capital of France?", "Name a color.", "Write one sentence about the sea.", "2+2="]
+    ]
     config = GenerationConfig(max_new_tokens=16)
     batched = smollm2.generate(prompts, config, batch_size=4)
     single = [smollm2.generate([p], config, batch_size=1)[0] for p in prompts]
