@@ -1,8 +1,6 @@
 """Finetuning on the tiny models: prompts carry no loss, the loss falls, checkpoints load and generate."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,6 +10,7 @@ from nevermind.models.hf import HFModel
 from nevermind.models.requests import GenerateRequest, GenerationConfig
 from nevermind.training import TrainConfig, build_config, build_trainer, prompt_completion, train
 from nevermind.training.trainer import ADAPTER_DIR, TRAIN_RECORD
+from tests.cli_runner import run_cli
 
 WORDS = ["apple", "pear", "plum", "fig"]
 
@@ -153,23 +152,16 @@ def test_config_precedence_and_errors(tmp_path):
 def test_cli_malformed_data_is_one_line_exit_2(tiny_llama_dir, tmp_path):
     data = tmp_path / "recipes.jsonl"
     data.write_text('{"instruction": "Bake bread.", "response": "Knead."}\n{"instruction": 3}\n')
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nevermind.cli",
-            "train",
-            "-m",
-            str(tiny_llama_dir),
-            "--recipe",
-            "single-task:recipes",
-            "--data",
-            str(data),
-            "-o",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
+    result = run_cli(
+        "train",
+        "-m",
+        str(tiny_llama_dir),
+        "--recipe",
+        "single-task:recipes",
+        "--data",
+        str(data),
+        "-o",
+        str(tmp_path / "out"),
         timeout=300,
     )
     assert result.returncode == 2
@@ -187,29 +179,22 @@ def test_cli_trains_a_user_recipe(tiny_llama_dir, tmp_path):
         )
     )
     out = tmp_path / "out"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nevermind.cli",
-            "train",
-            "-m",
-            str(tiny_llama_dir),
-            "--recipe",
-            "single-task:chess",
-            "--data",
-            str(data),
-            "--max-steps",
-            "1",
-            "--batch-size",
-            "2",
-            "-o",
-            str(out),
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_cli(
+        "train",
+        "-m",
+        str(tiny_llama_dir),
+        "--recipe",
+        "single-task:chess",
+        "--data",
+        str(data),
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "-o",
+        str(out),
+        "--device",
+        "cpu",
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
