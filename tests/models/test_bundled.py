@@ -37,3 +37,38 @@ def test_batched_equals_per_sample_on_real_model(smollm2):
     batched = smollm2.generate(prompts, config, batch_size=4)
     single = [smollm2.generate([p], config, batch_size=1)[0] for p in prompts]
     assert [g.text for g in batched] == [g.text for g in single]
+
+
+SAMPLES = [
+    "The capital of France is Paris.",
+    "<start_of_turn>user\nhi  there\n\n\t ünïcode 😀 <|im_start|>assistant\n",
+    "def f(x):\n    return x ** 2  # squares\r\n",
+    "   leading spaces, trailing spaces   ",
+]
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "gemma-3-270m"])
+def test_fast_tokenizer_matches_transformers(name):
+    """load_tokenizer's shortcut for converted directories must tokenize, decode, template
+    and name special tokens exactly as AutoTokenizer does."""
+    from transformers import AutoTokenizer
+
+    from nevermind.models.hf import load_tokenizer
+    from nevermind.models.registry import resolve_model
+
+    source = resolve_model(name).source
+    fast, reference = load_tokenizer(source), AutoTokenizer.from_pretrained(source)
+    assert len(fast) == len(reference)
+    for attribute in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "chat_template"):
+        assert getattr(fast, attribute) == getattr(reference, attribute), attribute
+    for text in SAMPLES:
+        ids = reference(text).input_ids
+        assert fast(text).input_ids == ids
+        assert fast(text, add_special_tokens=False).input_ids == reference(text, add_special_tokens=False).input_ids
+        assert fast.decode(ids) == reference.decode(ids)
+        assert fast.decode(ids, skip_special_tokens=True) == reference.decode(ids, skip_special_tokens=True)
+    if reference.chat_template:
+        messages = [{"role": "user", "content": "Hi"}]
+        assert fast.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == (
+            reference.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
 from nevermind.errors import ModelNotFoundError, NevermindError
 from nevermind.models.chat import prompt_text
-from nevermind.models.registry import ResolvedModel, resolve_model
+from nevermind.models.registry import CACHE_MARKER, ResolvedModel, resolve_model
 from nevermind.models.requests import (
     GenerateRequest,
     Generation,
@@ -82,7 +84,7 @@ class HFModel:
         `on_status` receives short messages for slow steps (conversion, loading). `rope`
         scales the rotary position embedding ("ntk:4", "dynamic:2", "linear:4" or a
         RopeScaling); `max_positions` overrides the config's max_position_embeddings."""
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM
 
         from nevermind.models.rope import RopeScaling, apply_rope_scaling
 
@@ -93,7 +95,7 @@ class HFModel:
         if on_status:
             on_status(f"loading {name} on {target}")
         try:
-            tokenizer = AutoTokenizer.from_pretrained(resolved.source)
+            tokenizer = load_tokenizer(resolved.source)
             kwargs = dict(model_kwargs or {})
             if scaling is not None or max_positions is not None:
                 config = kwargs.pop("config", None) or AutoConfig.from_pretrained(resolved.source)
@@ -283,6 +285,35 @@ class HFModel:
             if on_batch:
                 on_batch(len(batch), offset)
         return [r for r in results if r is not None]
+
+
+SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "mask_token", "sep_token", "cls_token")
+
+
+def load_tokenizer(source: str) -> Any:
+    """The tokenizer of a model directory or hub id.
+
+    A directory nevermind converted itself (it holds the cache marker) is read straight from
+    its tokenizer.json: transformers' generic path parses that file several times in Python,
+    which for Gemma's 262k-token vocabulary costs more than two seconds of every load. The
+    result tokenizes and decodes identically (tests/models/test_hf.py checks both bundled
+    models). Any other source goes through AutoTokenizer."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    directory = Path(source)
+    if not ((directory / CACHE_MARKER).is_file() and (directory / "tokenizer.json").is_file()):
+        return AutoTokenizer.from_pretrained(source)
+    settings = json.loads((directory / "tokenizer_config.json").read_text())
+    kwargs = {key: settings[key] for key in SPECIAL_TOKEN_KEYS if isinstance(settings.get(key), str)}
+    template_file = directory / "chat_template.jinja"
+    template = template_file.read_text() if template_file.is_file() else settings.get("chat_template")
+    if template:
+        kwargs["chat_template"] = template
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(directory / "tokenizer.json"),
+        model_max_length=settings.get("model_max_length", int(1e30)),
+        **kwargs,
+    )
 
 
 def _load_error(resolved: ResolvedModel, error: OSError) -> NevermindError:
