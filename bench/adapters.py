@@ -2,11 +2,13 @@
 
     python bench/adapters.py [--models smollm2-135m-instruct,gemma-3-270m] [--max-new-tokens 64]
 
-Prints a table per model: tokens/s (generated tokens), steps/s (decoding positions, rows × longest
-row per batch: adapters that end responses early do not look faster for it), the share of time
+Prints a table per model: tokens/s (generated tokens), steps/s (rows × forward passes for batched
+variants: adapters that end responses early do not look faster for it), the share of time
 spent inside the adapter's own code, and each speed as a ratio of plain decoding at the same batch
 size. Thought inhibition decodes one sequence at a time, so it is compared with plain decoding at
-batch 1. Rounds alternate between variants, and the median round is reported."""
+batch 1. Rounds alternate between variants (in a rotated order each round); a variant's speed is its
+median round, its ratio the median of its per-round ratios to the baseline (the model-judge variant
+runs in the first round only). A no-op processor shows the noise floor: it does nothing."""
 
 from __future__ import annotations
 
@@ -34,14 +36,27 @@ BANNED = "keywords:banned=the;and;water;Romeo"
 VARIANTS = {
     # name: (adapter specs, batch size key)
     "plain": ([], "batch"),
+    "no-op processor": (["no-op"], "batch"),
     "rules": (["rules"], "batch"),
     "rules eos-off": (["rules:eos=false"], "batch"),
     "keywords": ([BANNED], "batch"),
     "plain batch 1": ([], "one"),
     "inhibition keywords k=8": (["inhibition:moderator=keywords,banned=the;and;water;Romeo,k=8"], "one"),
-    "inhibition model-judge k=8": (["inhibition:moderator=model,k=8"], "one"),
+    # SmolLM2 judging its own benign drafts flags many of them; each flag costs a judged prefix
+    # search, so responses are capped at 4 inhibitions to keep the bench to minutes.
+    "inhibition model-judge k=8": (["inhibition:moderator=model,k=8,max_inhibitions=4"], "one"),
 }
 BASELINE = {"batch": "plain", "one": "plain batch 1"}
+SINGLE_ROUND = {"inhibition model-judge k=8"}
+"""Variants measured in the first round only: the model judge costs ~100 s per response on 2 CPU
+cores and is an order of magnitude slower than plain decoding, so its noise does not matter."""
+
+
+class NoOp:
+    """A logits processor that returns the scores unchanged: the cost of having a processor at all."""
+
+    def __call__(self, input_ids, scores):
+        return scores
 
 
 class Timed:
@@ -63,19 +78,44 @@ class Timed:
         return out
 
 
+class ForwardCounter:
+    """Counts the model's forward passes (prefill + one per decoding step) while active."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def __enter__(self):
+        original = self.model.forward
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        self.model.forward = counted
+        return self
+
+    def __exit__(self, *exc):
+        del self.model.forward  # back to the class's method
+
+
 def run_variant(lm, specs, config, batch_size, requests):
-    adapters = [build_adapter(spec, lm) for spec in specs]
+    """Speed of one variant. `steps` is rows × forward passes for batched variants (what decoding
+    did, whether or not rows had already ended) and the emitted tokens at batch 1 (inhibition's
+    forward passes include its judge's and its rollbacks, which are its cost, not its work)."""
+    adapters = [NoOp() if spec == "no-op" else build_adapter(spec, lm) for spec in specs]
     timed = [a if is_decoding_adapter(a) else Timed(a) for a in adapters]
     tokens = steps = 0
     start = time.perf_counter()
     for first in range(0, len(requests), batch_size):
         chunk = requests[first : first + batch_size]
-        outputs = generate_with_adapters(lm, chunk, config, timed, batch_size=batch_size)
+        with ForwardCounter(lm.model) as counter:
+            outputs = generate_with_adapters(lm, chunk, config, timed, batch_size=batch_size)
         tokens += sum(len(o.token_ids) for o in outputs)
-        steps += len(chunk) * max(len(o.token_ids) for o in outputs)
+        steps += len(chunk) * (counter.calls if batch_size > 1 else max(len(o.token_ids) for o in outputs))
     seconds = time.perf_counter() - start
     inside = sum(t.seconds for t in timed if isinstance(t, Timed))
-    return {"tokens": tokens, "steps": steps, "seconds": seconds, "inside": inside}
+    inhibitions = sum(a.stats.inhibitions for a in adapters if hasattr(a, "stats"))
+    return {"tokens": tokens, "steps": steps, "seconds": seconds, "inside": inside, "inhibitions": inhibitions}
 
 
 def bench_model(name, args, console):
@@ -90,24 +130,35 @@ def bench_model(name, args, console):
     for specs, size in variants.values():
         run_variant(lm, specs, GenerationConfig(max_new_tokens=4), sizes[size], requests[:1])
     rounds = {k: [] for k in variants}
-    for _ in range(args.rounds):
-        for key, (specs, size) in variants.items():
+    keys = list(variants)
+    for round_number in range(args.rounds):
+        # rotate the order each round so no variant always runs first (or right after another)
+        shift = round_number % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            if key in SINGLE_ROUND and round_number > 0:
+                continue
+            specs, size = variants[key]
             rounds[key].append(run_variant(lm, specs, config, sizes[size], requests))
-    median = {}
+    median, ratio = {}, {}
     for key, results in rounds.items():
-        middle = sorted(results, key=lambda r: r["steps"] / r["seconds"])[len(results) // 2]
-        median[key] = middle
+        median[key] = sorted(results, key=lambda r: r["steps"] / r["seconds"])[len(results) // 2]
+        base = rounds.get(BASELINE[variants[key][1]])
+        if base:  # the median of per-round ratios: each round's pair ran minutes apart at most
+            pairs = sorted(
+                (r["steps"] / r["seconds"]) / (b["steps"] / b["seconds"]) for r, b in zip(results, base)
+            )
+            ratio[key] = pairs[len(pairs) // 2]
     table = Table(title=f"{name} on {lm.device}: {len(requests)} instructions, ≤{args.max_new_tokens} new tokens, "
                         f"median of {args.rounds} rounds")
-    for column in ("variant", "batch", "tokens", "tokens/s", "steps/s", "steps/s ÷ plain", "time in adapter"):
+    for column in ("variant", "batch", "tokens", "tokens/s", "steps/s", "steps/s ÷ plain", "time in adapter", "inhibitions"):
         table.add_column(column, justify="right" if column != "variant" else "left")
     for key, (specs, size) in variants.items():
-        r, base = median[key], median.get(BASELINE[size])
-        ratio = (r["steps"] / r["seconds"]) / (base["steps"] / base["seconds"]) if base else float("nan")
+        r = median[key]
         table.add_row(
             key, str(sizes[size]), str(r["tokens"]), f"{r['tokens'] / r['seconds']:.1f}",
-            f"{r['steps'] / r['seconds']:.1f}", f"{ratio:.3f}",
+            f"{r['steps'] / r['seconds']:.1f}", f"{ratio.get(key, float('nan')):.3f}",
             f"{100 * r['inside'] / r['seconds']:.1f} %" if r["inside"] else "—",
+            str(r["inhibitions"]) if "inhibition" in key else "—",
         )
     console.print(table)
     console.file.flush()  # show each table as soon as it is measured

@@ -3,6 +3,7 @@ it costs in speed.
 
     python bench/inhibition_suite.py [--model smollm2-135m-instruct] [--tasks jailbreak,moderation]
                                      [--limit 12] [--moderators keywords,model] [--k 8]
+                                     [--threshold 0] [--max-inhibitions 32] [--json OUT]
 
 Variants per task: plain decoding (batched, and one sequence at a time for the speed ratio), and
 inhibition with each moderator. The keyword moderator is configured per sample with the strings
@@ -33,7 +34,7 @@ def forbidden_strings(task_name: str, target: dict) -> list[str]:
     return [target["secret"], *target.get("parts", [])]
 
 
-def run(task, samples, lm, variant: str, k: int, threshold: float):
+def run(task, samples, lm, variant: str, k: int, threshold: float, max_inhibitions: int):
     config = task.generation
     requests = [GenerateRequest(s.messages, chat=True) for s in samples]
     start = time.perf_counter()
@@ -49,7 +50,7 @@ def run(task, samples, lm, variant: str, k: int, threshold: float):
                 moderator = KeywordModerator([f for f in forbidden_strings(task.name, sample.target) if f])
             else:
                 moderator = ModelModerator(lm, threshold=threshold)
-            adapter = ThoughtInhibition(moderator, k=k)
+            adapter = ThoughtInhibition(moderator, k=k, max_inhibitions=max_inhibitions)
             outputs += generate_with_adapters(lm, [request], config, [adapter])
             inhibitions.append(adapter.stats.inhibitions)
     seconds = time.perf_counter() - start
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--moderators", default="keywords,model")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--threshold", type=float, default=0.0, help="Model moderator: log p(Yes) − log p(No) above it is unsafe.")
+    parser.add_argument("--max-inhibitions", type=int, default=32, help="Inhibited drafts per response before it is ended.")
     parser.add_argument("--json", dest="json_out", help="Also write all results (with outputs) to this file.")
     args = parser.parse_args()
     lm = load_model(args.model)
@@ -85,7 +87,7 @@ def main() -> None:
         task = build_task(task_name, TaskOptions(limit=args.limit), lm.tokenizer)
         samples = list(task.samples())
         variants = ["plain", "plain batch 1"] + [f"inhibition {m}" for m in args.moderators.split(",") if m]
-        results = [run(task, samples, lm, v, args.k, args.threshold) for v in variants]
+        results = [run(task, samples, lm, v, args.k, args.threshold, args.max_inhibitions) for v in variants]
         everything[task_name] = results
         base = next(r for r in results if r["variant"] == "plain batch 1")["tokens_per_s"]
         table = Table(title=f"{task_name} on {args.model}: {len(samples)} samples, k={args.k}")
