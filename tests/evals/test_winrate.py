@@ -51,6 +51,19 @@ def test_position_bias_gives_ties_not_wins():
     judgments = [judgment(f"i{k}", o, 1.0 if o == "ab" else 0.0) for k in range(10) for o in ("ab", "ba")]
     result = summarize(judgments, model="a", reference="b", bootstrap=20)
     assert (result.win_rate, result.wins, result.ties, result.losses) == (0.5, 0, 10, 0)
+    assert result.first_position_rate == 1.0
+
+
+def test_soft_win_rate_sees_through_position_bias():
+    # the judge always prefers the first answer, but a little less so when that answer is B
+    judgments = [
+        judgment(f"i{k}", o, 0.9 if o == "ab" else 0.3 + 0.02 * (k % 2)) for k in range(10) for o in ("ab", "ba")
+    ]
+    result = summarize(judgments, model="a", reference="b", bootstrap=20)
+    assert result.ties == 10 and result.first_position_rate == 1.0
+    assert result.soft_win_rate == pytest.approx((0.9 + 0.31) / 2)
+    # per-instruction soft scores are 0.60 and 0.61, five each: deviations of ±0.005
+    assert result.soft_se == pytest.approx(0.005 * math.sqrt(10 / 9) / math.sqrt(10), rel=1e-6)
 
 
 def test_win_rate_se_and_length_control():

@@ -22,6 +22,7 @@ def experiment_command(
     from rich.console import Console
     from rich.table import Table
 
+    from nevermind.cli.winrate_cmd import warn_position_bias
     from nevermind.evals.experiment import load_experiment, run_experiment
 
     config = load_experiment(file)
@@ -30,16 +31,24 @@ def experiment_command(
     with status_spinner(f"experiment {file}") as say:
         summary = run_experiment(config, on_status=say)
     table = Table(title=f"implicit instruction tuning on {summary['base']} (judge {summary['judge']})")
-    for column in ("model", "win rate vs ref", "LC win rate", "W/T/L", "response ranking"):
+    for column in ("model", "win rate vs ref", "LC win rate", "soft win rate", "W/T/L", "judge picks first",
+                   "response ranking"):
         table.add_column(column)
+    first_rates = []
     for row in summary["rows"]:
         rate, rank = row["winrate"], row["rank"]
+        if rate:
+            first_rates.append(rate["first_position_rate"])
         table.add_row(
             row["model"],
             f"{rate['win_rate']:.1%} ± {rate['se']:.1%}" if rate else "(reference)",
             f"{rate['lc_win_rate']:.1%} ± {rate['lc_se']:.1%}" if rate else "",
+            f"{rate['soft_win_rate']:.1%} ± {rate['soft_se']:.1%}" if rate else "",
             f"{rate['wins']}/{rate['ties']}/{rate['losses']}" if rate else "",
+            f"{rate['first_position_rate']:.0%}" if rate else "",
             f"{rank['accuracy']:.1%} ± {rank['se']:.1%}" if rank else "–",
         )
     Console().print(table)
+    if first_rates:
+        warn_position_bias(sum(first_rates) / len(first_rates))
     err_console.print(f"report: {Path(config.out_dir) / 'report.html'} ({summary['seconds']['total']:.0f} s)")

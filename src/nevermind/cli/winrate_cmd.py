@@ -14,6 +14,22 @@ from nevermind.cli.console import err_console, status_spinner
 from nevermind.errors import NevermindError
 
 
+POSITION_BIAS_WARNING = 0.75
+"""A judge preferring one position in more than this share of judgments (either way) gets a warning."""
+
+
+def warn_position_bias(first_position_rate: float) -> None:
+    """Say so when the judge mostly picks by position: its hard win rates are then mostly ties."""
+    if max(first_position_rate, 1 - first_position_rate) > POSITION_BIAS_WARNING:
+        which = "first" if first_position_rate > 0.5 else "second"
+        err_console.print(
+            f"[yellow]warning:[/yellow] the judge preferred the {which} answer in "
+            f"{max(first_position_rate, 1 - first_position_rate):.0%} of judgments; its verdicts follow "
+            "position more than content, so most instructions are ties — read the soft win rate, or use "
+            "a stronger judge"
+        )
+
+
 @app.command("generate-outputs")
 def generate_outputs_command(
     model: Annotated[
@@ -116,7 +132,9 @@ def winrate_command(
     table = Table(
         title=f"win rate vs {result.reference} ({result.instructions} instructions, judge {result.judge})"
     )
-    for column in ("model", "win rate", "SE", "LC win rate", "LC SE", "wins/ties/losses", "mean chars A/B"):
+    columns = ("model", "win rate", "SE", "LC win rate", "LC SE", "soft win rate", "wins/ties/losses",
+               "judge picks first", "mean chars A/B")
+    for column in columns:
         table.add_column(column)
     table.add_row(
         result.model,
@@ -124,8 +142,11 @@ def winrate_command(
         f"{result.se:.1%}",
         f"{result.lc_win_rate:.1%}",
         f"{result.lc_se:.1%}",
+        f"{result.soft_win_rate:.1%} ± {result.soft_se:.1%}",
         f"{result.wins}/{result.ties}/{result.losses}",
+        f"{result.first_position_rate:.0%}",
         f"{result.mean_length_a:.0f}/{result.mean_length_b:.0f}",
     )
     Console().print(table)
+    warn_position_bias(result.first_position_rate)
     err_console.print(f"[dim]judgments and summary in {out_dir}[/dim]")

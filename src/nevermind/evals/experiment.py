@@ -243,12 +243,15 @@ td,th{border:1px solid #bbb;padding:.3em .6em;text-align:right}td:first-child,th
 pre{white-space:pre-wrap;background:#f6f6f6;padding:.4em;margin:0}</style></head><body>
 <h1>Implicit instruction tuning on {{ base }}</h1>
 <p>Win rates against the instruction-tuned reference on {{ instructions }} instructions, judged by
-{{ judge }} in both orders (ties count ½); LC = length-controlled. Response ranking: P(real response
-&gt; random response) on {{ rank_pairs }} pairs. All values in %, ± one standard error.</p>
-<table><tr><th>model</th><th>win rate vs reference</th><th>LC win rate</th><th>wins / ties / losses</th>
-<th>mean chars</th><th>response ranking</th></tr>
-{% for row in rows %}<tr><td>{{ row.model }}</td><td>{{ row.win }}</td><td>{{ row.lc }}</td><td>{{ row.wtl }}</td>
-<td>{{ row.chars }}</td><td>{{ row.rank }}</td></tr>
+{{ judge }} in both orders (ties count ½); LC = length-controlled; soft = P(better) averaged over
+both orders, which cancels the judge's position bias; "judge picks first" is the share of judgments
+preferring the answer shown first (50 % for an unbiased judge; near 100 % every instruction becomes a
+tie). Response ranking: P(real response &gt; random response) on {{ rank_pairs }} pairs. All values
+in %, ± one standard error.</p>
+<table><tr><th>model</th><th>win rate vs reference</th><th>LC win rate</th><th>soft win rate</th>
+<th>wins / ties / losses</th><th>judge picks first</th><th>mean chars</th><th>response ranking</th></tr>
+{% for row in rows %}<tr><td>{{ row.model }}</td><td>{{ row.win }}</td><td>{{ row.lc }}</td><td>{{ row.soft }}</td>
+<td>{{ row.wtl }}</td><td>{{ row.first }}</td><td>{{ row.chars }}</td><td>{{ row.rank }}</td></tr>
 {% endfor %}</table>
 <p>Wall time (s): {% for k, v in seconds.items() %}{{ k }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}</p>
 <h2>Sample outputs</h2>
@@ -274,7 +277,9 @@ def render_report(config: ExperimentConfig, summary: dict[str, Any], out: Path, 
                 "model": row["model"],
                 "win": _pct(rate.get("win_rate"), rate.get("se")) if rate else "(reference)",
                 "lc": _pct(rate.get("lc_win_rate"), rate.get("lc_se")) if rate else "–",
+                "soft": _pct(rate.get("soft_win_rate"), rate.get("soft_se")) if rate else "–",
                 "wtl": f"{rate['wins']} / {rate['ties']} / {rate['losses']}" if rate else "–",
+                "first": f"{100 * rate['first_position_rate']:.0f}" if "first_position_rate" in rate else "–",
                 "chars": f"{rate['mean_length_a']:.0f}" if rate else "",
                 "rank": _pct(rank.get("accuracy"), rank.get("se")) if rank else "–",
             }

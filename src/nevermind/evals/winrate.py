@@ -52,7 +52,12 @@ class WinRate:
     ties: int
     losses: int
     soft_win_rate: float
-    """Mean P(A better) over all judgments."""
+    """Mean P(A better) over all judgments: both orders averaged, so a judge's position bias
+    cancels instead of turning every instruction into a tie."""
+    soft_se: float
+    """SE of the soft win rate, instructions as the units."""
+    first_position_rate: float
+    """Share of judgments preferring the answer shown first (½ for an unbiased judge)."""
     lc_win_rate: float
     """Length-controlled win rate: σ(β0) of the length regression."""
     lc_se: float
@@ -207,6 +212,11 @@ def summarize(
     n = len(scores)
     mean = sum(scores) / n
     se = math.sqrt(sum((s - mean) ** 2 for s in scores) / max(n - 1, 1) / n)
+    soft = [sum(j["p_a"] for j in g) / len(g) for g in groups]
+    soft_mean = sum(soft) / n
+    soft_se = math.sqrt(sum((v - soft_mean) ** 2 for v in soft) / max(n - 1, 1) / n)
+    # p_a is P(A better); A is shown first in order "ab" and second in "ba"
+    first = [(j["p_a"] if j["order"] == "ab" else 1 - j["p_a"]) > 0.5 for j in judgments]
     lc, beta = length_controlled(judgments, tie_margin)
     rng = random.Random(seed)
     resampled = []
@@ -225,7 +235,9 @@ def summarize(
         wins=sum(s > 0.5 for s in scores),
         ties=sum(s == 0.5 for s in scores),
         losses=sum(s < 0.5 for s in scores),
-        soft_win_rate=sum(j["p_a"] for j in judgments) / len(judgments),
+        soft_win_rate=soft_mean,
+        soft_se=soft_se,
+        first_position_rate=sum(first) / len(first),
         lc_win_rate=lc,
         lc_se=lc_se,
         length_coefficient=beta,
