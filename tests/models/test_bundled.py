@@ -48,7 +48,7 @@ SAMPLES = [
 
 
 @pytest.mark.parametrize("name", ["smollm2-135m-instruct", "gemma-3-270m"])
-def test_fast_tokenizer_matches_transformers(name):
+def test_fast_tokenizer_matches_transformers(name, monkeypatch):
     """load_tokenizer's shortcut for converted directories must tokenize, decode, template
     and name special tokens exactly as AutoTokenizer does."""
     from transformers import AutoTokenizer
@@ -57,7 +57,14 @@ def test_fast_tokenizer_matches_transformers(name):
     from nevermind.models.registry import resolve_model
 
     source = resolve_model(name).source
-    fast, reference = load_tokenizer(source), AutoTokenizer.from_pretrained(source)
+    reference = AutoTokenizer.from_pretrained(source)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_tokenizer went through AutoTokenizer instead of its shortcut")
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", refuse)
+    fast = load_tokenizer(source)
+    monkeypatch.undo()
     assert len(fast) == len(reference)
     for attribute in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "chat_template"):
         assert getattr(fast, attribute) == getattr(reference, attribute), attribute

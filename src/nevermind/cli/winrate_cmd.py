@@ -13,7 +13,6 @@ from nevermind.cli.app import app
 from nevermind.cli.console import err_console, status_spinner
 from nevermind.errors import NevermindError
 
-
 POSITION_BIAS_WARNING = 0.75
 """A judge preferring one position in more than this share of judgments (either way) gets a warning."""
 

@@ -27,6 +27,7 @@ from typing import Any
 from nevermind.errors import NevermindError
 from nevermind.evals.judges import Comparison, Judge
 from nevermind.evals.outputs import OutputRecord, append_jsonl, read_finished
+from nevermind.scoring.stats import mean_and_se
 
 JUDGMENTS_FILE = "judgments.jsonl"
 """Judgments, one per line, appended as they arrive (the resumable state)."""
@@ -210,11 +211,8 @@ def summarize(
     groups = list(by_instruction.values())
     scores = [sum(outcome(j["p_a"], tie_margin) for j in g) / len(g) for g in groups]
     n = len(scores)
-    mean = sum(scores) / n
-    se = math.sqrt(sum((s - mean) ** 2 for s in scores) / max(n - 1, 1) / n)
-    soft = [sum(j["p_a"] for j in g) / len(g) for g in groups]
-    soft_mean = sum(soft) / n
-    soft_se = math.sqrt(sum((v - soft_mean) ** 2 for v in soft) / max(n - 1, 1) / n)
+    mean, se = mean_and_se(scores)
+    soft_mean, soft_se = mean_and_se([sum(j["p_a"] for j in g) / len(g) for g in groups])
     # p_a is P(A better); A is shown first in order "ab" and second in "ba"
     first = [(j["p_a"] if j["order"] == "ab" else 1 - j["p_a"]) > 0.5 for j in judgments]
     lc, beta = length_controlled(judgments, tie_margin)

@@ -296,7 +296,7 @@ def load_tokenizer(source: str) -> Any:
     A directory nevermind converted itself (it holds the cache marker) is read straight from
     its tokenizer.json: transformers' generic path parses that file several times in Python,
     which for Gemma's 262k-token vocabulary costs more than two seconds of every load. The
-    result tokenizes and decodes identically (tests/models/test_hf.py checks both bundled
+    result tokenizes and decodes identically (tests/models/test_bundled.py checks both bundled
     models). Any other source goes through AutoTokenizer."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
