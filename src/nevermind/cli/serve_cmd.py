@@ -35,8 +35,10 @@ def serve_command(
     ] = "auto",
 ) -> None:
     """Serve MODEL at http://HOST:PORT/v1 (chat/completions, completions with logprobs, models)."""
-    import uvicorn
+    from nevermind.extras import require
 
+    uvicorn = require("serve", "uvicorn", purpose="nevermind serve")
+    require("serve", "fastapi", purpose="nevermind serve")
     from nevermind.models import load_model
     from nevermind.serve import Server, create_app
 
