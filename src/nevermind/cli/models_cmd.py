@@ -16,24 +16,33 @@ from nevermind.errors import NevermindError
 
 @app.command("models")
 def models_command() -> None:
-    """List the bundled models: kind, size, whether the weights package is installed and cached."""
+    """List the bundled models: kind, size, whether the weights package is installed and cached.
+
+    Names are never cut: a terminal too narrow for the table, or a pipe, gets one tab-separated
+    line per model (so `nevermind models | grep NAME` and `cut -f1` work)."""
     from rich.console import Console
 
     from nevermind.models import BUNDLED, cache_root
 
-    table = Table(title=f"bundled models (cache: {cache_root()})")
-    for column in ("name", "kind", "parameters", "carrier installed", "cached", "install"):
-        table.add_column(column)
-    for model in BUNDLED.values():
-        table.add_row(
-            model.name,
-            model.kind,
-            model.parameters,
-            "yes" if model.carrier_installed else "no",
-            "yes" if model.cached else "no",
-            model.install,
-        )
-    Console().print(table)
+    header = ("name", "kind", "parameters", "carrier installed", "cached", "install")
+    rows = [
+        (m.name, m.kind, m.parameters, "yes" if m.carrier_installed else "no", "yes" if m.cached else "no", m.install)
+        for m in BUNDLED.values()
+    ]
+    title = f"bundled models (cache: {cache_root()})"
+    console = Console()
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+    if console.is_terminal and console.width >= sum(widths) + 3 * len(widths) + 1:
+        table = Table(title=title)
+        for column in header:
+            table.add_column(column, no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    err_console.print(f"[dim]{title}[/dim]")
+    for line in (header, *rows):
+        sys.stdout.write("\t".join(line) + "\n")
 
 
 @app.command("generate")
