@@ -34,7 +34,7 @@ def base_env():
 def python(env, code):
     import subprocess
 
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
 def assert_needs_extra(result, extra):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
-from nevermind.errors import NevermindError
+from nevermind.errors import NevermindError, NevermindWarning
 
 app = typer.Typer(
     name="nevermind",
@@ -16,18 +17,29 @@ app = typer.Typer(
     add_completion=False,
 )
 
-from nevermind.cli import models_cmd  # noqa: E402  (commands register themselves on `app`)
-from nevermind.cli import train_cmd  # noqa: E402,F401
-from nevermind.cli import eval_cmd  # noqa: E402,F401
-from nevermind.cli import sweep_cmd  # noqa: E402,F401
-from nevermind.cli import perplexity_cmd  # noqa: E402,F401
-from nevermind.cli import experiment_cmd, rank_cmd, serve_cmd, winrate_cmd  # noqa: E402,F401
+# Commands register themselves on `app` when imported; this order is the order of `--help`.
+# isort: off
+from nevermind.cli import models_cmd, train_cmd, eval_cmd, sweep_cmd, perplexity_cmd  # noqa: F401
+from nevermind.cli import experiment_cmd, rank_cmd, serve_cmd, winrate_cmd  # noqa: F401
+# isort: on
 
-_ = models_cmd
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """nevermind's own warnings as one line on stderr; other libraries' keep Python's format."""
+    if issubclass(category, NevermindWarning):
+        from nevermind.cli.console import err_console  # above a live progress bar, on one line
+
+        err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 
 
 def main() -> None:
     """Entry point: run the CLI, turning user-facing errors into one line and exit code 2."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except NevermindError as error:

@@ -111,13 +111,15 @@ def winrate_command(
     from rich.console import Console
     from rich.table import Table
 
+    from nevermind.credentials import redact_url
     from nevermind.evals.judges import make_judge
     from nevermind.evals.outputs import load_outputs
     from nevermind.evals.winrate import win_rate
 
     answers, references = load_outputs(outputs), load_outputs(reference)
-    out_dir = out_dir or Path("runs") / "winrate" / f"{outputs.stem}-vs-{reference.stem}-{_slug(judge)}"
-    with status_spinner(f"loading judge {judge}") as say:
+    shown = redact_url(judge)  # URL credentials stay out of the directory name and the screen
+    out_dir = out_dir or Path("runs") / "winrate" / f"{outputs.stem}-vs-{reference.stem}-{_slug(shown)}"
+    with status_spinner(f"loading judge {shown}") as say:
         judge_ = make_judge(judge, api_key_env=api_key_env, timeout=timeout, max_retries=retries)
         result = win_rate(
             answers,
