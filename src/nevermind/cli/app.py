@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -37,10 +38,22 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _python_show_warning = warnings.showwarning
 
 
+def _check_arguments(arguments: list[str]) -> None:
+    """Arguments whose bytes are not UTF-8 reach Python as lone surrogates, which fail far later
+    (inside a tokenizer, or when a file name is printed): refuse them here, in one line."""
+    for position, argument in enumerate(arguments, 1):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = os.fsencode(argument)
+            raise NevermindError(f"argument {position} ({str(raw)[2:-1][:60]}) is not UTF-8 text; pass UTF-8 text") from None
+
+
 def main() -> None:
     """Entry point: run the CLI, turning user-facing errors into one line and exit code 2."""
     warnings.showwarning = _show_warning
     try:
+        _check_arguments(sys.argv[1:])
         app()
     except NevermindError as error:
         print(f"error: {error}", file=sys.stderr)

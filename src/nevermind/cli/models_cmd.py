@@ -75,10 +75,21 @@ def generate_command(
     """Generate a response to each prompt and print it."""
     from nevermind.adapters import adapter_config, build_adapter, generate_with_adapters, parse_spec
     from nevermind.credentials import redact_url
+    from nevermind.runs.config import check_device
     from nevermind.models import GenerateRequest, GenerationConfig, RopeScaling, load_model
 
     for spec in adapter or ():  # a bad spec fails before the model loads
         adapter_config(*parse_spec(spec))
+    if not chat:
+        empty = [number for number, text in enumerate(prompt, 1) if not text]
+        if empty:
+            raise NevermindError(f"prompt {empty[0]} is empty: --no-chat continues the text given, so give some")
+    if stop is not None and any(not text for text in stop):
+        raise NevermindError("--stop: an empty stop string would end generation before its first token")
+    try:
+        check_device(device)
+    except ValueError as error:
+        raise NevermindError(f"--device {device}: {error}") from None
     scaling = RopeScaling.parse(rope) if rope else None
     try:
         config = GenerationConfig(

@@ -58,7 +58,7 @@ def generate_outputs_command(
     ] = "auto",
 ) -> None:
     """Answer evaluation instructions with MODEL into a resumable JSONL file."""
-    from nevermind.evals.outputs import generate_outputs, load_instruction_source
+    from nevermind.evals.outputs import check_outputs_file, generate_outputs, load_instruction_source
     from nevermind.models import GenerationConfig, load_model
 
     try:
@@ -66,6 +66,7 @@ def generate_outputs_command(
     except ValueError as error:
         raise NevermindError(str(error)) from None
     prompts = load_instruction_source(instructions, limit)
+    check_outputs_file(output)  # a file nevermind did not write is refused before the model loads
     with status_spinner(f"loading {model}") as say:
         lm = load_model(model, backend=backend, device=device, dtype=dtype, on_status=say)
         records = generate_outputs(
