@@ -139,6 +139,7 @@ def test_commands_that_need_an_extra_name_it(base_env, tiny_llama_dir, tmp_path)
         "serve": (["serve", "-m", tiny_llama_dir], "serve"),
         "train": (["train", "-m", tiny_llama_dir, "--max-steps", 1, "-o", tmp_path / "ckpt"], "train"),
         "sweep": (["sweep", ROOT / "configs" / "sweep-mini.yaml", "--out", tmp_path / "sweep"], "train"),
+        "experiment": (["experiment", ROOT / "configs" / "experiment-mini.yaml", "-o", tmp_path / "exp"], "train"),
         "generate from an endpoint": (["generate", "-m", dead, "hi"], "serve"),
         "winrate with an API judge": (["winrate", "--outputs", outputs, "--reference", outputs, "--judge",
                                        f"openai:{dead}", "-o", tmp_path / "wr"], "serve"),
@@ -148,7 +149,7 @@ def test_commands_that_need_an_extra_name_it(base_env, tiny_llama_dir, tmp_path)
     for name, (args, extra) in cases.items():
         result = run_cli(*args, env=base_env)
         assert_needs_extra(result, extra), name
-    assert not (tmp_path / "ckpt").exists() and not (tmp_path / "sweep").exists()
+    assert not any((tmp_path / name).exists() for name in ("ckpt", "sweep", "exp"))
 
 
 def test_extras_table_matches_pyproject():

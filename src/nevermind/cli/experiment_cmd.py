@@ -24,6 +24,10 @@ def experiment_command(
 
     from nevermind.cli.winrate_cmd import warn_position_bias
     from nevermind.evals.experiment import load_experiment, run_experiment
+    from nevermind.extras import require
+
+    for module in ("trl", "peft", "datasets"):  # it trains its variants: say so before any work
+        require("train", module, purpose="nevermind experiment")
 
     config = load_experiment(file)
     if out_dir:
