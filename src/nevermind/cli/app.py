@@ -10,6 +10,11 @@ import typer
 
 from nevermind.errors import NevermindError, NevermindWarning
 
+try:  # typer >= 0.2x carries its own copy of click; older ones use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
+
 app = typer.Typer(
     name="nevermind",
     help="Measure and shape how language models follow instructions that conflict.",
@@ -52,12 +57,28 @@ def _check_arguments(arguments: list[str]) -> None:
 def main() -> None:
     """Entry point: run the CLI, turning user-facing errors into one line and exit code 2."""
     warnings.showwarning = _show_warning
+    arguments = sys.argv[1:]
     try:
-        _check_arguments(sys.argv[1:])
-        app()
+        _check_arguments(arguments)
+        command = typer.main.get_command(app)
+        status = command.main(arguments, prog_name="nevermind", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as error:  # bare `nevermind`: the help, as before
+        print(error.ctx.get_help() if error.ctx else error.format_message(), file=sys.stderr)
+        sys.exit(2)
+    except click_errors.UsageError as error:  # a bad flag or value: one line and where to read more
+        where = f" (see {error.ctx.command_path} --help)" if error.ctx else ""
+        print(f"error: {' '.join(error.format_message().split())}{where}", file=sys.stderr)
+        sys.exit(2)
+    except click_errors.ClickException as error:
+        print(f"error: {' '.join(error.format_message().split())}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     except NevermindError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -75,8 +75,8 @@ def generate_command(
     """Generate a response to each prompt and print it."""
     from nevermind.adapters import adapter_config, build_adapter, generate_with_adapters, parse_spec
     from nevermind.credentials import redact_url
-    from nevermind.runs.config import check_device
     from nevermind.models import GenerateRequest, GenerationConfig, RopeScaling, load_model
+    from nevermind.runs.config import check_device
 
     for spec in adapter or ():  # a bad spec fails before the model loads
         adapter_config(*parse_spec(spec))
