@@ -129,6 +129,11 @@ def test_main_job_runs_without_extras(base_env, tiny_llama_dir, tmp_path):
     report = run_cli("report", out, "-o", tmp_path / "report.html", env=base_env)
     assert report.returncode == 0, report.stderr
     assert "needle" in (tmp_path / "report.html").read_text()
+    outputs = tmp_path / "outputs.jsonl"  # a local judge needs no HTTP client (it used to need httpx)
+    outputs.write_text(json.dumps({"instruction": "Say hi.", "output": "hi", "generator": "m"}) + "\n")
+    winrate = run_cli("winrate", "--outputs", outputs, "--reference", outputs, "--judge", f"local:{tiny_llama_dir}",
+                      "-o", tmp_path / "winrate", env=base_env)
+    assert winrate.returncode == 0, winrate.stderr
 
 
 def test_commands_that_need_an_extra_name_it(base_env, tiny_llama_dir, tmp_path):
