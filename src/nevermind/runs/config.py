@@ -38,6 +38,9 @@ class SuiteOptions(BaseModel):
         default=None, ge=1, description="Cap on generated tokens per answer (each task's own default if unset)."
     )
     batch_size: int = Field(default=16, ge=1, description="Prompts generated together in one batch.")
+    backend: str = Field(
+        default="auto", description="Model backend: auto (openai for an http URL, else hf), hf, vllm, llamacpp, openai."
+    )
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1 ...")
     dtype: str = Field(default="auto", description="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16.")
     adapters: list[str] = Field(
@@ -111,7 +114,7 @@ class RunSpec(SuiteOptions):
 
     # Fields that change outputs; batch size and device only change speed (up to float rounding).
     IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = ("model", "weights", "tasks", "limit", "seed", "lengths", "depths",
-                                                  "max_new_tokens", "dtype", "adapters")
+                                                  "max_new_tokens", "dtype", "adapters", "backend")
 
     @field_serializer("model")
     def _without_credentials(self, model: str) -> str:
@@ -131,6 +134,8 @@ class RunSpec(SuiteOptions):
         identity["tasks"] = sorted(identity["tasks"])
         if identity["weights"] is None:  # keeps the ids of runs made before fingerprints existed
             del identity["weights"]
+        if identity.get("backend") == "auto":  # the default keeps run ids of earlier versions
+            identity.pop("backend")
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
         return f"{model_slug(self.display_model)}-{digest}"
 

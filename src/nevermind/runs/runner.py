@@ -90,12 +90,11 @@ def run_eval(config: EvalConfig, *, progress: RunProgress | None = None, load: A
     names; the device was checked with the config) fails before any directory or index row exists."""
     check_task_names(config.tasks)
     check_adapter_specs(config.adapters)
-    if load is None:  # an unknown model fails here, before any run directory is made for it
-        from nevermind.models import resolve_model
+    if load is None:  # an unknown model or backend fails here, before any run directory is made for it
+        from nevermind.models.backends import prepare_model
 
         for model in config.models:
-            if not model.startswith(("http://", "https://")):
-                resolve_model(model, on_convert=(progress or SilentProgress()).status)
+            prepare_model(model, config.backend, (progress or SilentProgress()).status)
     weights = {model: weights_fingerprint(model) for model in config.models}
     out = prepare_out_dir(config.out)
     index = RunIndex(out)
@@ -160,7 +159,8 @@ def _attempt(
         progress.status(f"loading {spec.display_model}")
         if load is None:
             from nevermind.models import load_model as load
-        model = load(spec.model, device=spec.device, dtype=spec.dtype, on_status=progress.status)
+        model = load(spec.model, backend=spec.backend, device=spec.device, dtype=spec.dtype,
+                     on_status=progress.status)
     options = task_options(spec)
     tasks: list[tuple[Task, list[Sample]]] = []
     for name in spec.tasks:
