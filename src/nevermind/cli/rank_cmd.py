@@ -35,7 +35,9 @@ def rank_command(
             help="Write the JSON result here (per-instruction scores go to OUTPUT.records.jsonl; a rerun resumes).",
         ),
     ] = None,
-    backend: Annotated[str, typer.Option(help="Model backend.")] = "hf",
+    backend: Annotated[
+        str, typer.Option(help="Model backend: auto (openai for an http URL, else hf), hf, vllm, llamacpp, openai.")
+    ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[
         str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")

@@ -51,7 +51,9 @@ def generate_outputs_command(
     temperature: Annotated[float, typer.Option(help="0 = greedy; above 0 samples.", min=0.0)] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     batch_size: Annotated[int, typer.Option(help="Generation batch size.", min=1)] = 8,
-    backend: Annotated[str, typer.Option(help="Model backend.")] = "hf",
+    backend: Annotated[
+        str, typer.Option(help="Model backend: auto (openai for an http URL, else hf), hf, vllm, llamacpp, openai.")
+    ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[
         str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")
