@@ -75,7 +75,7 @@ def test_completion_with_logprobs_and_openai_client(served, tiny_llama):
 def test_bad_requests_get_openai_errors(served):
     cases = [
         ({"messages": []}, "chat/completions"),
-        ({"messages": [{"role": "user", "content": "x"}], "stream": True}, "chat/completions"),
+        ({"messages": [{"role": "user", "content": "x"}], "stream": True, "logprobs": True}, "chat/completions"),
         ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "chat/completions"),
         ({"prompt": "x", "max_tokens": 0}, "completions"),
         ({"prompt": "x", "temperature": -1}, "completions"),
@@ -85,7 +85,7 @@ def test_bad_requests_get_openai_errors(served):
         assert response.status_code == 400, payload
         assert response.json()["error"]["message"]
     with pytest.raises(EndpointError, match="HTTP 400"):
-        Endpoint(served).request("POST", "completions", {"prompt": "x", "stream": True})
+        Endpoint(served).request("POST", "completions", {"prompt": "x", "n": 3})
 
 
 def test_served_adapter_matches_local_adapter_generation(tiny_gemma):
