@@ -63,7 +63,9 @@ def test_lm_eval_shaped_requests_give_model_score(served, tiny_llama):
         ctxlens.append(len(context_ids))
     # a continuation that is the model's own greedy answer, so is_greedy must come back True
     greedy_context = tiny_llama.encode("The best thing about")
-    [greedy] = tiny_llama.generate([GenerateRequest(TokensPrompt(greedy_context))], GenerationConfig(max_new_tokens=3))
+    [greedy] = tiny_llama.generate(
+        [GenerateRequest(TokensPrompt(greedy_context))], GenerationConfig(max_new_tokens=3)
+    )
     rows.append(greedy_context + greedy.token_ids)
     ctxlens.append(len(greedy_context))
     body = post(served, {"model": "tiny", "prompt": rows, "echo": True, "max_tokens": 1, "logprobs": 1,
@@ -85,7 +87,9 @@ def test_lm_eval_shaped_requests_give_model_score(served, tiny_llama):
 
 def test_echo_without_generation_scores_a_text_prompt(served, tiny_llama):
     context, continuation = PAIRS[2]
-    body = post(served, {"prompt": context + continuation, "echo": True, "max_tokens": 0, "logprobs": 0}).json()
+    body = post(
+        served, {"prompt": context + continuation, "echo": True, "max_tokens": 0, "logprobs": 0}
+    ).json()
     [choice] = body["choices"]
     assert choice["text"] == context + continuation
     ids = tiny_llama.encode(context + continuation)
@@ -124,7 +128,9 @@ def test_unknown_model_is_a_404_in_openai_shape(served):
         response = httpx.post(f"{served}/{path}", json={**payload, "model": "gpt-17"}, timeout=60)
         assert response.status_code == 404
         error = response.json()["error"]
-        assert error["code"] == "model_not_found" and error["param"] == "model" and "gpt-17" in error["message"]
+        assert (
+            error["code"] == "model_not_found" and error["param"] == "model" and "gpt-17" in error["message"]
+        )
         assert error["type"] == "invalid_request_error"
     assert httpx.get(f"{served}/models/gpt-17").status_code == 404
     assert httpx.get(f"{served}/models/tiny").json()["id"] == "tiny"
@@ -180,7 +186,9 @@ def test_bad_prompts_are_400_with_a_message(served, payload, message):
 def test_tokenizer_endpoints_match_the_model(served, tiny_llama):
     root = served.removesuffix("/v1")
     text = "The capital of France is Paris."
-    tokens = httpx.post(f"{root}/tokenize", json={"prompt": text, "add_special_tokens": False}).json()["tokens"]
+    tokens = httpx.post(f"{root}/tokenize", json={"prompt": text, "add_special_tokens": False}).json()[
+        "tokens"
+    ]
     assert tokens == tiny_llama.encode(text, prefix=False)
     assert httpx.post(f"{root}/detokenize", json={"tokens": tokens}).json()["prompt"] == text
     info = httpx.get(f"{root}/tokenizer_info").json()

@@ -33,9 +33,7 @@ def serve_command(
     max_tokens: Annotated[
         int, typer.Option(help="Upper bound on tokens generated per request (and the chat default).", min=1)
     ] = 512,
-    max_batch: Annotated[
-        int, typer.Option(help="Most prompts run together in one model call.", min=1)
-    ] = 16,
+    max_batch: Annotated[int, typer.Option(help="Most prompts run together in one model call.", min=1)] = 16,
     batch_window_ms: Annotated[
         float, typer.Option(help="How long a request waits for others to join its batch (0: no wait).", min=0)
     ] = 10.0,
@@ -72,7 +70,9 @@ def serve_command(
         batch_window=batch_window_ms / 1000,
     )  # fmt: skip
     if host != LOOPBACK:
-        err_console.print(f"[yellow]warning: binding {host}: the model is reachable from other machines[/yellow]")
+        err_console.print(
+            f"[yellow]warning: binding {host}: the model is reachable from other machines[/yellow]"
+        )
     err_console.print(f"serving {name} at http://{host}:{port}/v1 (Ctrl-C stops)")
     try:
         uvicorn.run(create_app(server), host=host, port=port, log_level="warning")

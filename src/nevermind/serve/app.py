@@ -33,7 +33,7 @@ from nevermind.serve.engine import (
     TokenRow,
     async_sink,
 )
-from nevermind.serve.schema import ChatCompletionRequest, CompletionRequest, SamplingFields
+from nevermind.serve.schema import ChatCompletionRequest, CompletionRequest
 
 PROMPT_FORMS = "prompt: give a string, a list of strings, a list of token ids, or a list of token-id lists"
 DISCONNECT_POLL = 0.5
@@ -84,6 +84,7 @@ class _Answer:
     def __init__(self, jobs: list[Job]) -> None:
         self.jobs = jobs
         self.events: asyncio.Queue = asyncio.Queue()
+        self.checked = time.monotonic()
         sink = async_sink(asyncio.get_running_loop(), self.events)
         for job in jobs:
             job.sink = sink
@@ -96,12 +97,15 @@ class _Answer:
     async def next_event(self, request: Request) -> tuple[Any, ...]:
         """The next event; a client that hung up cancels the jobs (their generation stops)."""
         while True:
-            try:
-                return await asyncio.wait_for(self.events.get(), DISCONNECT_POLL)
-            except asyncio.TimeoutError:
+            if time.monotonic() - self.checked > DISCONNECT_POLL:
+                self.checked = time.monotonic()
                 if await request.is_disconnected():
                     self.cancel()
-                    raise ClientGone() from None
+                    raise ClientGone()
+            try:
+                return await asyncio.wait_for(self.events.get(), DISCONNECT_POLL)
+            except TimeoutError:
+                continue
 
     async def accepted(self, request: Request) -> None:
         """Wait until the worker has tokenized and checked the jobs; raise its refusal."""
@@ -204,7 +208,9 @@ def create_app(server: Server) -> FastAPI:
     def models() -> dict[str, Any]:
         return {
             "object": "list",
-            "data": [{"id": server.model_id, "object": "model", "created": server.created, "owned_by": "nevermind"}],
+            "data": [
+                {"id": server.model_id, "object": "model", "created": server.created, "owned_by": "nevermind"}
+            ],
         }
 
     @app.get("/v1/models/{model_id:path}")
@@ -226,6 +232,7 @@ def create_app(server: Server) -> FastAPI:
             sampling=body.sampling(),
             logprobs=(body.top_logprobs or 0) if body.logprobs else None,
             clamp_to_context=asked is None,
+            stream=body.streaming,
         )
         answer = _Answer([job])
         engine.submit([job])
@@ -292,7 +299,9 @@ def create_app(server: Server) -> FastAPI:
         for index, prompt in enumerate(body.prompts()):
             if isinstance(prompt, str):
                 if not prompt:
-                    raise APIError(f"prompt {index} is empty: give at least one token of text", param="prompt")
+                    raise APIError(
+                        f"prompt {index} is empty: give at least one token of text", param="prompt"
+                    )
                 generate_request = GenerateRequest(prompt, chat=False)
             else:
                 if not prompt:
@@ -306,6 +315,7 @@ def create_app(server: Server) -> FastAPI:
                     sampling=body.sampling(),
                     logprobs=body.logprobs,
                     echo=bool(body.echo),
+                    stream=body.streaming,
                     index=index,
                 )
             )
@@ -330,7 +340,11 @@ def create_app(server: Server) -> FastAPI:
                 choice["logprobs"] = _completion_logprobs(job.rows)
             choices.append(choice)
         prompt_total = sum(len(j.prompt_ids) for j in jobs)
-        return {**head, "choices": choices, "usage": _usage(prompt_total, sum(len(j.token_ids) for j in jobs))}
+        return {
+            **head,
+            "choices": choices,
+            "usage": _usage(prompt_total, sum(len(j.token_ids) for j in jobs)),
+        }
 
     async def _completion_events(
         answer: _Answer, head: dict[str, Any], body: CompletionRequest, request: Request
@@ -366,7 +380,9 @@ def create_app(server: Server) -> FastAPI:
     # ---------------------------------------------------------------- tokenizer (vLLM's endpoints)
     @app.post("/tokenize")
     async def tokenize(body: TokenizeRequest) -> dict[str, Any]:
-        ids = await run_in_threadpool(engine.call, lambda m: m.encode(body.prompt, prefix=body.add_special_tokens))
+        ids = await run_in_threadpool(
+            engine.call, lambda m: m.encode(body.prompt, prefix=body.add_special_tokens)
+        )
         return {"tokens": ids, "count": len(ids), "max_model_len": engine.context_length}
 
     @app.post("/detokenize")

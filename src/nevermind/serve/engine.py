@@ -31,7 +31,9 @@ DEFAULT_BATCH_WINDOW = 0.01
 class APIError(Exception):
     """A request the server refuses, answered as an OpenAI error object."""
 
-    def __init__(self, message: str, status: int = 400, *, code: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self, message: str, status: int = 400, *, code: str | None = None, param: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -83,6 +85,8 @@ class Job:
     """None: no log-probabilities; k ≥ 0: the chosen tokens' and k alternatives per position."""
     echo: bool = False
     """Log-probabilities of the prompt tokens too (after the first, which has none)."""
+    stream: bool = False
+    """Send ("delta", job, text) events as the text grows."""
     clamp_to_context: bool = False
     """Shorten max_tokens to the room left in the context instead of refusing a prompt that leaves less."""
     index: int = 0
@@ -152,7 +156,9 @@ class TextStream:
     Text that could be the start of a stop string is held back until the stop string is ruled out,
     so a streaming client never sees part of a stop string."""
 
-    def __init__(self, job: Job, decode: Callable[[Sequence[int]], str], eos: frozenset[int], stream: bool) -> None:
+    def __init__(
+        self, job: Job, decode: Callable[[Sequence[int]], str], eos: frozenset[int], stream: bool
+    ) -> None:
         self.job = job
         self.decode = decode
         self.eos = eos
@@ -296,7 +302,7 @@ class Engine:
         def run() -> None:
             try:
                 box["value"] = fn(self.model)
-            except BaseException as error:  # handed back to the caller's thread
+            except BaseException as error:  # noqa: BLE001  (handed back to the caller's thread)
                 box["error"] = error
             done.set()
 
@@ -384,12 +390,15 @@ class Engine:
                 bad = [t for t in ids if not 0 <= t < self.vocab_size]
                 if bad:
                     raise APIError(
-                    f"prompt holds token id {bad[0]}, outside the vocabulary (0..{self.vocab_size - 1})", param="prompt"
-                )
+                        f"prompt holds token id {bad[0]}, outside the vocabulary (0..{self.vocab_size - 1})",
+                        param="prompt",
+                    )
         else:
             ids = self.model.encode(self.model.format_prompt(job.request))
         if not ids:
-            raise APIError("the prompt is empty: give at least one token of text or token ids", param="prompt")
+            raise APIError(
+                "the prompt is empty: give at least one token of text or token ids", param="prompt"
+            )
         job.prompt_ids = ids
         if job.echo:
             job.echo_text = prompt if isinstance(prompt, str) else self.model.decode(ids)
@@ -456,9 +465,7 @@ class Engine:
             seed=sampling.seed,
             stop=() if self.streams_tokens else first.stop,
         )
-        streams = [
-            TextStream(j, self.model.decode, self.model.eos_token_ids, stream=j.sink is not None) for j in group
-        ]
+        streams = [TextStream(j, self.model.decode, self.model.eos_token_ids, stream=j.stream) for j in group]
 
         def on_token(index: int, token: int) -> bool:
             return streams[index].push(token)
@@ -493,7 +500,9 @@ class Engine:
         for job, row, start, result in zip(jobs, rows, starts, scored):
             k = job.logprobs or 0
             if k and result.top is None:
-                raise NevermindError(f"backend {self.model.backend} gives no top alternatives; ask for logprobs=0")
+                raise NevermindError(
+                    f"backend {self.model.backend} gives no top alternatives; ask for logprobs=0"
+                )
             first = 0 if job.echo else len(job.prompt_ids)
             pieces = Detokenizer(self.model.decode).pieces(row[first:])
             job.rows = [

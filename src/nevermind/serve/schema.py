@@ -77,7 +77,9 @@ class SamplingFields(BaseModel):
     def sampling(self) -> Sampling:
         """The sampling settings that decide which requests share a batch."""
         temperature = 1.0 if self.temperature is None else self.temperature
-        return Sampling(temperature=temperature, top_p=1.0 if self.top_p is None else self.top_p, seed=self.seed)
+        return Sampling(
+            temperature=temperature, top_p=1.0 if self.top_p is None else self.top_p, seed=self.seed
+        )
 
     @property
     def streaming(self) -> bool:
@@ -99,7 +101,10 @@ class ChatCompletionRequest(SamplingFields):
 
     def chat_messages(self) -> list[dict[str, str]]:
         """The messages as the model's chat template takes them ("developer" is a system turn)."""
-        return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
+        return [
+            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+            for m in self.messages
+        ]
 
 
 TokenIds = list[int]
