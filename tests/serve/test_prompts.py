@@ -194,3 +194,27 @@ def test_tokenizer_endpoints_match_the_model(served, tiny_llama):
     info = httpx.get(f"{root}/tokenizer_info").json()
     assert info["eos_token"] == tiny_llama.tokenizer.eos_token
     assert info["model_max_length"] == tiny_llama.info()["context_length"]
+
+
+def test_a_greedy_one_token_answer_with_logprobs_needs_no_generate_call(tiny_model):
+    """lm-eval's loglikelihood shape is answered from the log-probability pass alone; its one token
+    is the one greedy generation picks, and its log-probability the one a second pass gives."""
+    server = Server(tiny_model, model_id="tiny")
+    prompts = ["Once upon a time", "The capital of France is", "Dear diary,"]
+    rows = [tiny_model.encode(p) for p in prompts]
+    with serve_in_thread(create_app(server)) as url:
+        body = post(
+            url, {"prompt": rows, "echo": True, "max_tokens": 1, "logprobs": 0, "temperature": 0}
+        ).json()
+        plain = post(url, {"prompt": rows, "max_tokens": 1, "temperature": 0}).json()
+    assert server.engine.stats.generate_calls == 1  # the second request only
+    generated = tiny_model.generate(
+        [GenerateRequest(TokensPrompt(r)) for r in rows], GenerationConfig(max_new_tokens=1)
+    )
+    for choice, plain_choice, row, local in zip(body["choices"], plain["choices"], rows, generated):
+        assert choice["text"] == tiny_model.decode(row) + local.text
+        assert plain_choice["text"] == local.text
+        [rolled] = tiny_model.sequence_logprobs([row + local.token_ids])
+        assert choice["logprobs"]["token_logprobs"] == pytest.approx(rolled.logprobs, abs=1e-5)
+        assert choice["logprobs"]["top_logprobs"][-1] is None  # logprobs=0: no alternatives shown
+    server.close()

@@ -425,7 +425,7 @@ class Engine:
         try:
             groups: dict[tuple[Any, ...], list[Job]] = {}
             for job in batch:
-                if job.max_tokens > 0:
+                if job.max_tokens > 0 and not self._next_token_only(job):
                     groups.setdefault(self._group_key(job), []).append(job)
             for group in groups.values():
                 self._generate(group)
@@ -487,22 +487,47 @@ class Engine:
             stream.close(generation)
             self.stats.generated_tokens += len(stream.job.token_ids)
 
+    def _next_token_only(self, job: Job) -> bool:
+        """A greedy one-token answer whose log-probabilities are asked for anyway (lm-eval's
+        loglikelihood requests: echo, max_tokens=1, logprobs=1): its token is the argmax of the
+        distribution the log-probability pass computes at the prompt's end, so it needs no
+        generate call. Not with adapters, which reshape what is generated."""
+        return (
+            job.max_tokens == 1
+            and job.logprobs is not None
+            and job.sampling.temperature == 0
+            and not self.adapters
+            and "sequence_logprobs" in self.model.capabilities
+        )
+
     def _logprobs(self, jobs: list[Job]) -> None:
         """Log-probabilities of each job's echoed prompt and generated tokens: the model's own
         distribution at each position, before any adapter reshaped it. One call for all jobs."""
         require(self.model, "sequence_logprobs", purpose="logprobs and echo")
-        rows = [j.prompt_ids + j.token_ids for j in jobs]
+        # a next-token-only job gets a placeholder last token: the position before it holds the
+        # distribution its answer is picked from (causal attention: the placeholder changes nothing)
+        picking = [self._next_token_only(j) and not j.token_ids for j in jobs]
+        rows = [
+            j.prompt_ids + j.token_ids + ([j.prompt_ids[-1]] if pick else [])
+            for j, pick in zip(jobs, picking)
+        ]
         starts = [1 if j.echo else len(j.prompt_ids) for j in jobs]
         wanted = range(min(starts), max(len(r) for r in rows))
-        top_k = max(j.logprobs or 0 for j in jobs)
+        top_k = max([j.logprobs or 0 for j in jobs] + [1 if any(picking) else 0])
         self.stats.logprob_calls += 1
         scored = self.model.sequence_logprobs(rows, positions=list(wanted), top_k=top_k, batch_size=len(rows))
-        for job, row, start, result in zip(jobs, rows, starts, scored):
+        for job, row, start, result, pick in zip(jobs, rows, starts, scored, picking):
             k = job.logprobs or 0
-            if k and result.top is None:
+            if (k or pick) and result.top is None:
                 raise NevermindError(
                     f"backend {self.model.backend} gives no top alternatives; ask for logprobs=0"
                 )
+            if pick:
+                token, value = result.top[-1][0]
+                row[-1] = token
+                result.logprobs[-1] = value
+                TextStream(job, self.model.decode, self.model.eos_token_ids, stream=False).push(token)
+                self.stats.generated_tokens += 1
             first = 0 if job.echo else len(job.prompt_ids)
             pieces = Detokenizer(self.model.decode).pieces(row[first:])
             job.rows = [
