@@ -6,8 +6,9 @@ in-process through the model interface, and the ratios.
 
 One model is loaded once; the server runs on 127.0.0.1 in this process (serve_in_thread) over that
 model, and C client threads each send one request at a time until N requests are answered
-(closed loop). The in-process baseline runs the same N requests through `model.generate` (or
-`sequence_logprobs`) in batches of C. Greedy decoding, so both sides produce the same tokens.
+(closed loop). The in-process baseline runs the same N requests through `model.generate` (chat) or
+`model.sequence_logprobs` (loglikelihood: lm-eval's echo + max_tokens=1 + logprobs=1 requests,
+which the server answers from one log-probability pass) in batches of C. Greedy decoding, so both sides produce the same tokens.
 Numbers mean something only on an otherwise idle machine.
 """
 
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from _common import PROMPTS, timer
 
-from nevermind.models import GenerateRequest, GenerationConfig, TokensPrompt, load_model
+from nevermind.models import GenerateRequest, GenerationConfig, load_model
 from nevermind.serve import Server, create_app, serve_in_thread
 
 LOGLIKELIHOOD_TEXT = (
@@ -67,13 +68,8 @@ def run_in_process(model, kind: str, requests, max_tokens: int, batch: int) -> t
             out = model.generate(requests, GenerationConfig(max_new_tokens=max_tokens), batch_size=batch)
             tokens = sum(len(g.token_ids) for g in out)
         else:
-            tokens = 0
-            for start in range(0, len(requests), batch):
-                chunk = requests[start : start + batch]
-                model.generate([GenerateRequest(TokensPrompt(r)) for r in chunk], GenerationConfig(max_new_tokens=1),
-                               batch_size=batch)  # fmt: skip
-                model.sequence_logprobs(chunk, top_k=1, batch_size=batch)
-                tokens += sum(len(r) for r in chunk)
+            model.sequence_logprobs(requests, top_k=1, batch_size=batch)  # what the server runs for these
+            tokens = sum(len(r) for r in requests)
     return elapsed[0], tokens
 
 
@@ -101,9 +97,12 @@ def main() -> None:
         rates = {}
         for c in levels:
             stats = server.engine.stats
-            jobs, calls = stats.jobs, stats.generate_calls
+            counter = "generate_calls" if args.workload == "chat" else "logprob_calls"  # calls answering them
+            jobs, calls = stats.jobs, getattr(stats, counter)
             seconds, tokens = run_server(url, args.workload, bodies, c)
-            mean_batch = (stats.jobs - jobs) / max(1, stats.generate_calls - calls)  # prompts per model call
+            mean_batch = (stats.jobs - jobs) / max(
+                1, getattr(stats, counter) - calls
+            )  # prompts per model call
             local_seconds, local_tokens = run_in_process(model, args.workload, requests, args.max_tokens, c)
             rates[c] = args.requests / seconds
             local_rate = args.requests / local_seconds
