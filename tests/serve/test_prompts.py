@@ -218,3 +218,25 @@ def test_a_greedy_one_token_answer_with_logprobs_needs_no_generate_call(tiny_mod
         assert choice["logprobs"]["token_logprobs"] == pytest.approx(rolled.logprobs, abs=1e-5)
         assert choice["logprobs"]["top_logprobs"][-1] is None  # logprobs=0: no alternatives shown
     server.close()
+
+
+def test_a_chat_request_without_max_tokens_gets_the_room_left_in_the_context(served, tiny_llama):
+    context = tiny_llama.info()["context_length"]
+
+    def chat_tokens(words: int) -> int:
+        messages = [{"role": "user", "content": "word " * words}]
+        return len(tiny_llama.encode(tiny_llama.format_prompt(GenerateRequest(messages))))
+
+    overhead = chat_tokens(10) - 10
+    words = context - 4 - overhead
+    assert context - chat_tokens(words) == 4
+    messages = [{"role": "user", "content": "word " * words}]
+    body = httpx.post(
+        f"{served}/chat/completions", json={"messages": messages, "temperature": 0}, timeout=120
+    ).json()
+    assert body["usage"]["prompt_tokens"] == context - 4
+    assert body["usage"]["completion_tokens"] <= 4
+    asked = httpx.post(
+        f"{served}/chat/completions", json={"messages": messages, "max_tokens": 5}, timeout=120
+    )
+    assert asked.status_code == 400 and asked.json()["error"]["code"] == "context_length_exceeded"
