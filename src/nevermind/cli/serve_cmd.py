@@ -35,7 +35,11 @@ def serve_command(
     ] = 512,
     max_batch: Annotated[int, typer.Option(help="Most prompts run together in one model call.", min=1)] = 16,
     batch_window_ms: Annotated[
-        float, typer.Option(help="How long a request waits for others to join its batch (0: no wait).", min=0)
+        float,
+        typer.Option(
+            help="How long to wait after a request for another to join its batch (5 windows at most; 0: no wait).",
+            min=0,
+        ),
     ] = 10.0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[

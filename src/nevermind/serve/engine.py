@@ -25,7 +25,9 @@ from nevermind.models.requests import GenerateRequest, Generation, GenerationCon
 DEFAULT_MAX_BATCH = 16
 """Most jobs (prompts) run in one model call."""
 DEFAULT_BATCH_WINDOW = 0.01
-"""Seconds the worker waits after a job arrives for others to join its batch."""
+"""Seconds the worker waits after a request arrives for another to join its batch."""
+WINDOW_CAP = 5
+"""A batch stops waiting for more after this many windows, however steadily requests arrive."""
 
 
 class APIError(Exception):
@@ -334,9 +336,12 @@ class Engine:
                     return
                 if not self._take(first):
                     continue
-                deadline = time.monotonic() + self.batch_window
+                # Wait for others while they keep coming: each arrival gives the next one a full window
+                # (clients answered together send their next requests a few ms apart), up to a cap.
+                now = time.monotonic()
+                cap, deadline = now + WINDOW_CAP * self.batch_window, now + self.batch_window
                 while len(self._pending) < self.max_batch:
-                    left = deadline - time.monotonic()
+                    left = min(deadline, cap) - time.monotonic()
                     if left <= 0:
                         break
                     try:
@@ -347,6 +352,7 @@ class Engine:
                         self._inbox.put(None)
                         break
                     self._take(item)
+                    deadline = time.monotonic() + self.batch_window
             while True:  # whatever else is already waiting
                 try:
                     item = self._inbox.get_nowait()
