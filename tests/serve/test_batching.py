@@ -144,3 +144,29 @@ def test_the_server_needs_only_the_model_interface(monkeypatch):
     assert streamed[-1] == "data: [DONE]" and len(streamed) >= 3
     assert refused.status_code == 400 and "top alternatives" in refused.json()["error"]["message"]
     server.close()
+
+
+def test_a_request_that_breaks_the_model_is_an_error_and_the_server_goes_on():
+    import jinja2
+
+    import tests.fake_backend as fake
+
+    class Fragile(fake.FakeModel):
+        def format_prompt(self, request):
+            text = str(request.prompt)
+            if "template" in text:
+                raise jinja2.TemplateError("Conversation roles must alternate user/assistant")
+            if "crash" in text:
+                raise RuntimeError("the backend fell over")
+            return super().format_prompt(request)
+
+    server = Server(Fragile("fragile"), batch_window=0)
+    with serve_in_thread(create_app(server)) as url:
+        replies = [
+            httpx.post(f"{url}/completions", json={"prompt": p, "max_tokens": 3}, timeout=60)
+            for p in ("template here", "crash now", "alpha beta")
+        ]
+    assert [r.status_code for r in replies] == [400, 500, 200]
+    assert "roles must alternate" in replies[0].json()["error"]["message"]
+    assert replies[1].json()["error"]["type"] == "server_error"
+    server.close()

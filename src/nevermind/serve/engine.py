@@ -114,6 +114,17 @@ class Job:
             self.sink(event)
 
 
+def _api_error(error: Exception) -> APIError:
+    """The HTTP error for a failure while preparing a request: the client's fault (400) when the
+    model refused the input (a user error, a bad value, a chat template that rejects the
+    messages), the server's (500) otherwise."""
+    if isinstance(error, APIError):
+        return error
+    if isinstance(error, (NevermindError, ValueError)) or type(error).__module__.startswith("jinja2"):
+        return APIError(str(error))
+    return APIError(f"{type(error).__name__}: {error}", 500)
+
+
 def async_sink(loop: asyncio.AbstractEventLoop, events: asyncio.Queue) -> Callable[[tuple[Any, ...]], None]:
     """A sink that hands events from the worker thread to an asyncio queue on `loop`."""
 
@@ -378,9 +389,9 @@ class Engine:
         try:
             for job in jobs:
                 self._prepare(job)
-        except (APIError, NevermindError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001  (a request the model cannot take must not stop the worker)
             self.stats.refused += 1
-            jobs[0].emit("error", jobs[0], error if isinstance(error, APIError) else APIError(str(error)))
+            jobs[0].emit("error", jobs[0], _api_error(error))
             return False
         self._pending += jobs
         jobs[0].emit("accepted", jobs[0])
