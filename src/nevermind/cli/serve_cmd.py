@@ -21,7 +21,8 @@ def serve_command(
         list[str] | None, typer.Option("--adapter", help="Decode-time adapter spec (repeatable), e.g. rules.")
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="Model backend: auto (hf), hf, vllm, llamacpp ... (see `nevermind models`).")
+        str,
+        typer.Option(help="Model backend: auto (hf; openai for an http URL), hf, vllm, llamacpp, openai."),
     ] = "auto",
     host: Annotated[
         str, typer.Option(help="Address to bind; anything but 127.0.0.1 exposes the model to the network.")
