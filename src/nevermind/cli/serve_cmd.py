@@ -22,7 +22,7 @@ def serve_command(
     ] = None,
     backend: Annotated[
         str,
-        typer.Option(help="Model backend: auto (hf; openai for an http URL), hf, vllm, llamacpp, openai."),
+        typer.Option(help="Model backend: auto (hf), hf, vllm, llamacpp: one that tokenizes locally."),
     ] = "auto",
     host: Annotated[
         str, typer.Option(help="Address to bind; anything but 127.0.0.1 exposes the model to the network.")
