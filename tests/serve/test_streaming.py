@@ -128,6 +128,16 @@ def test_text_stream_holds_back_what_may_start_a_stop_string():
     assert job.token_ids[-1] == ord("P")  # the stop string's last token is among the generated ids
 
 
+def test_the_earliest_of_several_stop_strings_wins():
+    """Two stop strings completed by one multi-character token: the text ends before the first."""
+    job = Job(GenerateRequest("x"), max_tokens=50, stop=("CD", "BC"))
+    pieces = {1: "a", 2: "ABCD"}
+    stream = TextStream(job, lambda ids: "".join(pieces[i] for i in ids), eos=frozenset({0}), stream=False)
+    assert stream.push(1)
+    assert not stream.push(2)
+    assert job.text == "aA" and job.finish_reason == "stop"
+
+
 class SlowProcessor:
     """A logits processor that takes its time, so a client can hang up in the middle."""
 

@@ -197,12 +197,13 @@ class TextStream:
         piece = self.detokenizer.push(token)
         start = len(self.text)
         self.text += piece
-        for stop in job.stop:
-            at = self.text.find(stop, max(0, start - len(stop) + 1))
-            if at >= 0:
-                self.text = self.text[:at]
-                self._finish("stop", cut=True)
-                return False
+        # a stop string can only newly appear where it overlaps the new piece; the earliest one wins
+        hits = [self.text.find(stop, max(0, start - len(stop) + 1)) for stop in job.stop]
+        hits = [at for at in hits if at >= 0]
+        if hits:
+            self.text = self.text[: min(hits)]
+            self._finish("stop", cut=True)
+            return False
         if len(job.token_ids) >= job.max_tokens:
             self._finish("length")
             return False
