@@ -1,18 +1,18 @@
 """`nevermind serve`: one local model (plus adapters) behind an OpenAI-compatible HTTP API.
 
-The API needs the `serve` extra (fastapi, uvicorn): its names are imported on first use, so
-importing this package (the CLI does) works on the base install."""
+Imported lazily: `nevermind.serve.runner` (LOOPBACK) needs nothing optional; the app needs fastapi
+(`pip install 'nevermind[serve]'`), imported only when `Server` or `create_app` is first used."""
+
+from __future__ import annotations
 
 from typing import Any
+
+from nevermind.serve.runner import LOOPBACK, serve_in_thread
 
 __all__ = ["LOOPBACK", "Server", "create_app", "serve_in_thread"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("LOOPBACK", "serve_in_thread"):
-        from nevermind.serve import runner
-
-        return getattr(runner, name)
     if name in ("Server", "create_app"):
         from nevermind.extras import require
 
@@ -20,4 +20,4 @@ def __getattr__(name: str) -> Any:
         from nevermind.serve import app
 
         return getattr(app, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"module 'nevermind.serve' has no attribute {name!r}")
