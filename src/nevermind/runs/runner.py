@@ -6,47 +6,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from nevermind.errors import NevermindError
 from nevermind.models.requests import GenerateRequest, Generation, GenerationConfig
+from nevermind.progress import Progress, SilentProgress
 from nevermind.runs.config import EvalConfig, RunSpec
 from nevermind.runs.index import RunIndex
 from nevermind.runs.store import RunDir, SampleRecord, utc_now
 from nevermind.runs.summary import summarize
 from nevermind.tasks import Sample, Task, TaskOptions, available_tasks, build_task
 
-
-class RunProgress(Protocol):
-    """Where a run reports progress (the CLI draws it with rich; tests may record it)."""
-
-    def begin(self, run_id: str, total: int, done: int) -> None:
-        """A run starts with `total` samples of which `done` were finished by earlier attempts."""
-
-    def status(self, message: str) -> None:
-        """A slow step that is not sample work (loading the model, building a task)."""
-
-    def advance(self, samples: int, tokens: int) -> None:
-        """`samples` more samples finished, generating `tokens` tokens."""
-
-    def end(self) -> None:
-        """The run finished (or stopped)."""
-
-
-class SilentProgress:
-    """Progress that goes nowhere."""
-
-    def begin(self, run_id: str, total: int, done: int) -> None:
-        """Ignore."""
-
-    def status(self, message: str) -> None:
-        """Ignore."""
-
-    def advance(self, samples: int, tokens: int) -> None:
-        """Ignore."""
-
-    def end(self) -> None:
-        """Ignore."""
+RunProgress = Progress
+"""Where a run reports progress (kept as a name for the runner's callers)."""
 
 
 @dataclasses.dataclass
@@ -93,11 +65,11 @@ def task_options(spec: RunSpec) -> TaskOptions:
 def run_eval(config: EvalConfig, *, progress: RunProgress | None = None, load: Any = None) -> list[RunResult]:
     """Run every model of `config` in turn (one run directory each, resumed when it exists)."""
     check_task_names(config.tasks)
-    if load is None:  # an unknown model fails here, before any run directory is made for it
-        from nevermind.models import resolve_model
+    if load is None:  # an unknown model or backend fails here, before any run directory is made for it
+        from nevermind.models.backends import prepare_model
 
         for model in config.models:
-            resolve_model(model, on_convert=(progress or SilentProgress()).status)
+            prepare_model(model, config.backend, (progress or SilentProgress()).status)
     out = prepare_out_dir(config.out)
     index = RunIndex(out)
     return [run_model(spec, out, index=index, progress=progress, load=load) for spec in config.run_specs()]
@@ -148,7 +120,8 @@ def _attempt(
         progress.status(f"loading {spec.model}")
         if load is None:
             from nevermind.models import load_model as load
-        model = load(spec.model, device=spec.device, dtype=spec.dtype, on_status=progress.status)
+        model = load(spec.model, backend=spec.backend, device=spec.device, dtype=spec.dtype,
+                     on_status=progress.status)
     options = task_options(spec)
     tasks: list[tuple[Task, list[Sample]]] = []
     for name in spec.tasks:
