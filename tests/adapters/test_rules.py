@@ -193,7 +193,7 @@ def test_adapter_reproduces_the_reference_combination_over_a_decode(tiny_gemma):
     log_softmax(base) + log_softmax(rules)."""
     tokenizer = tiny_gemma.tokenizer
     assert tiny_gemma.format_prompt(GenerateRequest("x", chat=True)) == "<|user|>\nx\n<|assistant|>\n"
-    tag = lambda text: tokenizer(text, add_special_tokens=False).input_ids[1:]  # noqa: E731  (after "\n")
+    tag = lambda text: tokenizer(text, add_special_tokens=False).input_ids[1:]  # after the "\n"
     user_tag, assistant_tag = tag("\n<|user|>\n"), tag("\n<|assistant|>\n")
     before, after = Recorder(), Recorder()
     adapter = build_adapter("rules", tiny_gemma)

@@ -93,7 +93,7 @@ def test_soft_win_rate_averages_probabilities_and_the_headline_log_odds():
     assert result.soft_win_rate == pytest.approx((0.9 + 0.31) / 2)
     # per-instruction soft scores are 0.60 and 0.61, five each: deviations of ±0.005
     assert result.soft_se == pytest.approx(0.005 * math.sqrt(10 / 9) / math.sqrt(10), rel=1e-6)
-    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    logit = lambda p: math.log(p / (1 - p))
     expected = [1 / (1 + math.exp(-(logit(0.9) + logit(q)) / 2)) for q in (0.3, 0.32)]
     assert result.preference == pytest.approx(sum(expected) / 2)
 
@@ -346,12 +346,14 @@ def test_judge_failure_keeps_judgments_and_resumes(misbehaving, tmp_path):
     b = outputs("b", ["no"] * 4)
     judge = APIJudge(Endpoint(url, max_retries=0))
     server.mode, server.good_before_garbage, server.calls = "flaky", 3, 0
-    with pytest.raises(NevermindError, match="3/16 judgments saved in .*; rerun to resume"):
-        judge_pairs(a, b, judge, tmp_path)  # 8 calibration judgments, then 8 comparisons
+    # every reference answer reads "no": no known-answer pair exists, so no calibration judgment
+    with pytest.raises(NevermindError, match="3/8 judgments saved in .*; rerun to resume"):
+        judge_pairs(a, b, judge, tmp_path)
     assert len(read_finished(tmp_path / JUDGMENTS_FILE, "key")) == 3
     server.mode, server.calls = "ok", 0
     result = win_rate(a, b, judge, tmp_path)
-    assert server.calls == 13 and result.reused == 3  # only the missing judgments were asked for
+    assert server.calls == 5 and result.reused == 3  # only the missing judgments were asked for
+    assert result.calibration_accuracy is None and result.calibration_near_chance
     assert result.win_rate == 1.0 and result.wins == 4  # the longer answer wins in both orders
 
 
@@ -421,7 +423,12 @@ def test_cli_generate_outputs_and_winrate(tiny_llama_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["instructions"] == 3 and 0 <= summary["controlled"] <= 1 and "win rate" in result.stdout
-    assert summary["calibration_pairs"] == 3 and "judge calibration" in result.stdout
+    # the tiny random model may answer every instruction alike: calibrated only where answers differ
+    distinct = len({json.loads(line)["output"] for line in b.read_text().splitlines()})
+    assert summary["calibration_pairs"] == (3 if distinct >= 2 else 0)
+    assert "judge calibration" in result.stdout and "judgments made" in result.stderr
+    if summary["calibration_pairs"] == 0:
+        assert "the judge was not calibrated" in result.stderr
     result = run_cli("winrate", "--outputs", str(a), "--reference", str(b), "--judge", "gpt4")
     assert (
         result.returncode == 2

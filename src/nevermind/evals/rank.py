@@ -24,8 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from nevermind.errors import NevermindError
 
 MAX_TOTAL_TOKENS = 1024
@@ -113,7 +111,7 @@ def load_rank_pairs(source: str, limit: int | None = None, seed: int = 0) -> lis
 
 
 def token_count(tokenizer: Any, text: str) -> int:
-    """Number of tokens of `text` as the model reads it (about four characters per token without a tokenizer)."""
+    """Number of tokens of a prompt, BOS included (about four characters per token without a tokenizer)."""
     if tokenizer is None:
         return max(1, len(text) // 4)
     return len(tokenizer(text).input_ids)
@@ -174,42 +172,6 @@ def draw_negatives(n: int, negatives: int, seed: int) -> list[list[int]]:
     return drawn
 
 
-@torch.inference_mode()
-def score_shared_context(model: Any, context: str, continuations: Sequence[str]) -> list[float]:
-    """Mean per-token log-probability of each continuation after one shared context.
-
-    The context goes through a transformers model once; its key/value cache is copied to the
-    continuations, which are scored together (the same numbers as `model.score`, without
-    recomputing the context for every continuation)."""
-    decoder, head = model.model.get_decoder(), model.model.get_output_embeddings()
-    softcap = getattr(model.model.config, "final_logit_softcapping", None)
-    device = model.device
-    context_ids = model.encode(context)
-    rows = [model.tokenizer(c, add_special_tokens=False).input_ids for c in continuations]
-    if not all(rows):
-        raise NevermindError(f"empty continuation to score after context {context[-40:]!r}")
-    prefix = decoder(input_ids=torch.tensor([context_ids], device=device), use_cache=True)
-    cache = prefix.past_key_values
-    cache.batch_repeat_interleave(len(rows))
-    width = max(len(r) for r in rows)
-    pad = model.tokenizer.pad_token_id
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
-    mask = torch.tensor(
-        [[1] * (len(context_ids) + len(r)) + [0] * (width - len(r)) for r in rows], device=device
-    )
-    positions = torch.arange(len(context_ids), len(context_ids) + width, device=device).expand(len(rows), -1)
-    hidden = decoder(
-        input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache
-    ).last_hidden_state
-    # the context's last state predicts each continuation's first token; position k predicts token k + 1
-    states = torch.cat([prefix.last_hidden_state[:, -1:].expand(len(rows), -1, -1), hidden[:, :-1]], dim=1)
-    logits = head(states).float()
-    if softcap:
-        logits = torch.tanh(logits / softcap) * softcap
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None])[..., 0]
-    return [float(logp[b, : len(r)].mean()) for b, r in enumerate(rows)]
-
-
 def response_rank(
     model: Any,
     pairs: Sequence[RankPair],
@@ -228,56 +190,40 @@ def response_rank(
     By default each response is scored whole, with the end-of-turn token, prompt + response
     cut to `max_total_tokens` (the reference's setting). `max_response_tokens` cuts responses
     to their first N tokens; `score_end=False` leaves the end-of-turn token out. Requests of
-    one instruction share the same formatted prompt. With `records_path` (transformers
-    models), each instruction's scores are appended there as they finish, keyed by what was
-    scored, and a rerun with the same inputs and settings skips them."""
+    one instruction share the same formatted prompt and go to `model.score` together, so a
+    backend that shares a context computes it once. With `records_path`, each instruction's
+    scores are appended there as they finish, keyed by the model and exactly what was scored,
+    and a rerun skips them."""
     from nevermind.models.requests import GenerateRequest, ScoreRequest
+    from nevermind.runs.records import RecordFile
 
     drawn = draw_negatives(len(pairs), negatives, seed)
     tokenizer = getattr(model, "tokenizer", None)
     end = end_of_turn(tokenizer) if score_end else ""
     prompts = [model.format_prompt(GenerateRequest(p.instruction, chat=True)) for p in pairs]
-    requests: dict[tuple[int, int], ScoreRequest] = {}
+    store = RecordFile(records_path, ("key",), what="ranking record") if records_path is not None else None
+    if store is not None:
+        store.repair()
+    finished = store.read() if store is not None else {}
+    mean: dict[tuple[int, int], float] = {}
     for i, others in enumerate(drawn):
         budget = max_response_tokens
         if max_total_tokens is not None:
             room = max(1, max_total_tokens - token_count(tokenizer, prompts[i]))
             budget = room if budget is None else min(budget, room)
-        for j in [i, *others]:
-            requests[(i, j)] = ScoreRequest(prompts[i], scored_response(tokenizer, pairs[j].response, budget, end))
-    if hasattr(model, "model") and hasattr(model.model, "get_decoder"):  # transformers: share the context
-        from nevermind.evals.outputs import append_jsonl, read_finished
-
-        mean = {}
-        finished: dict[str, dict[str, Any]] = {}
-        if records_path is not None:
-            records_path = Path(records_path)
-            records_path.parent.mkdir(parents=True, exist_ok=True)
-            finished = read_finished(records_path, "key")
-        handle = records_path.open("a", encoding="utf-8") if records_path is not None else None
-        try:
-            for i, others in enumerate(drawn):
-                sources = [i, *others]
-                continuations = [requests[(i, j)].continuation for j in sources]
-                key = _record_key(model.name, prompts[i], continuations)
-                if key in finished:
-                    values = finished[key]["values"]
-                else:
-                    values = score_shared_context(model, prompts[i], continuations)
-                    if handle is not None:
-                        append_jsonl(
-                            handle, {"key": key, "instruction": pairs[i].instruction, "values": values}
-                        )
-                mean.update({(i, j): v for j, v in zip(sources, values)})
-                if on_batch:
-                    on_batch(len(sources), 0)
-        finally:
-            if handle is not None:
-                handle.close()
-    else:
-        keys = list(requests)
-        scores = model.score([requests[k] for k in keys], batch_size=batch_size, on_batch=on_batch)
-        mean = {k: s.mean_logprob for k, s in zip(keys, scores)}
+        sources = [i, *others]
+        continuations = [scored_response(tokenizer, pairs[j].response, budget, end) for j in sources]
+        key = _record_key(model.name, prompts[i], continuations)
+        if (key,) in finished:
+            values = finished[(key,)]["values"]
+        else:
+            results = model.score([ScoreRequest(prompts[i], c) for c in continuations], batch_size=batch_size)
+            values = [r.mean_logprob for r in results]
+            if store is not None:
+                store.append([{"key": key, "instruction": pairs[i].instruction, "values": values}])
+        mean.update({(i, j): v for j, v in zip(sources, values)})
+        if on_batch:
+            on_batch(len(sources), 0)
     records = [
         RankRecord(p.instruction, mean[(i, i)], [mean[(i, j)] for j in drawn[i]], drawn[i])
         for i, p in enumerate(pairs)

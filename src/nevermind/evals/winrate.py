@@ -34,7 +34,9 @@ from typing import Any
 
 from nevermind.errors import NevermindError
 from nevermind.evals.judges import Comparison, Judge
-from nevermind.evals.outputs import OutputRecord, append_jsonl, read_finished
+from nevermind.evals.outputs import OutputRecord
+from nevermind.runs.files import write_atomic
+from nevermind.runs.records import RecordFile
 from nevermind.scoring.stats import mean_and_se
 
 JUDGMENTS_FILE = "judgments.jsonl"
@@ -47,6 +49,8 @@ LOGIT_FLOOR = 1e-4
 """Verdicts are clipped to [floor, 1 − floor] before taking log-odds (a hard 0/1 verdict has none)."""
 STATS_INSTALL = "pip install 'nevermind[stats]'"
 """What installs the statistics libraries the GLMs need."""
+ALPACA_EVAL_FOLDS = 5
+"""Cross-validation folds of alpaca_eval's GLM (its `n_splits`)."""
 
 
 @dataclass
@@ -87,9 +91,10 @@ class WinRate:
     """GLM log-odds bonus for being shown first (half the first-vs-second gap)."""
     length_coefficient: float
     """GLM log-odds per unit of tanh(length difference / its standard deviation)."""
-    alpaca_eval_lc: float
-    """alpaca_eval's length-controlled win rate (its glm_winrate, `length_controlled_minimal`)."""
-    alpaca_eval_lc_se: float
+    alpaca_eval_lc: float | None
+    """alpaca_eval's length-controlled win rate (its glm_winrate, `length_controlled_minimal`);
+    None with fewer than 5 judgments (its 5-fold cross-validation needs 5)."""
+    alpaca_eval_lc_se: float | None
     """Bootstrap SE of `alpaca_eval_lc` over instructions (alpaca_eval's own SE is 0 for this GLM)."""
     soft_win_rate: float
     """P(A better) averaged over both orders and instructions on the probability scale."""
@@ -164,17 +169,25 @@ class _Task:
     comparison: Comparison
 
 
-def calibration_pairs(reference: dict[str, OutputRecord], instructions: Sequence[str], seed: int = 0) -> list[tuple[str, str]]:
-    """(instruction, impostor) pairs: each instruction with another instruction's reference response
-    (a random derangement, reproducible by seed)."""
+def calibration_pairs(
+    reference: dict[str, OutputRecord], instructions: Sequence[str], seed: int = 0
+) -> list[tuple[str, str]]:
+    """(instruction, impostor) pairs: each instruction with another instruction's reference response,
+    reproducible by seed. The impostor comes from a shuffled cycle (never the instruction itself);
+    an instruction whose only candidates read exactly like its own response is left out."""
     if len(instructions) < 2:
         return []
-    rng = random.Random(seed)
     order = list(instructions)
-    rng.shuffle(order)
-    # each instruction borrows the response of the next one in a shuffled cycle: never its own
-    impostor = {order[k]: order[(k + 1) % len(order)] for k in range(len(order))}
-    return [(i, reference[impostor[i]].output) for i in instructions]
+    random.Random(seed).shuffle(order)
+    pairs = []
+    for k, instruction in enumerate(order):
+        real = reference[instruction].output
+        others = (reference[order[(k + step) % len(order)]].output for step in range(1, len(order)))
+        impostor = next((text for text in others if text != real), None)
+        if impostor is not None:
+            pairs.append((instruction, impostor))
+    position = {instruction: k for k, instruction in enumerate(instructions)}
+    return sorted(pairs, key=lambda pair: position[pair[0]])
 
 
 def judge_pairs(
@@ -201,7 +214,9 @@ def judge_pairs(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / JUDGMENTS_FILE
-    done = read_finished(path, "key")
+    store = RecordFile(path, ("key",), what="judgment")
+    store.repair()
+    done = {key[0]: record for key, record in store.read().items()}
     tasks: list[_Task] = []
     calibrated = shared if calibration is None else shared[:calibration]
     for instruction, impostor in calibration_pairs(reference, calibrated):
@@ -214,39 +229,42 @@ def judge_pairs(
         tasks.append(_Task("comparison", instruction, "ba", Comparison(instruction, b, a)))
     keys = [judgment_key(judge.name, t.comparison) for t in tasks]
     wanted = set(keys)
-    todo = [(t, k) for t, k in zip(tasks, keys) if k not in done]
+    todo, asked = [], set()
+    for task, key in zip(tasks, keys):
+        if key not in done and key not in asked:  # identical texts in both orders: asked once
+            todo.append((task, key))
+            asked.add(key)
     counts = {
         "judged": len(todo),
-        "reused": len(wanted) - len({k for _, k in todo}),
+        "reused": len(wanted) - len(todo),
         "unused": sum(1 for k in done if k not in wanted),
     }
-    total = len(tasks)
+    total = len(wanted)
     if on_progress:
         on_progress(total - len(todo), total)
-    with path.open("a", encoding="utf-8") as handle:
-        for start in range(0, len(todo), judge.batch_size):
-            batch = todo[start : start + judge.batch_size]
-            try:
-                verdicts = judge.judge([t.comparison for t, _ in batch])
-            except NevermindError as error:
-                saved = total - len(todo) + start
-                raise NevermindError(
-                    f"{error} — {saved}/{total} judgments saved in {path}; rerun to resume"
-                ) from None
-            for (task, key), verdict in zip(batch, verdicts):
-                record = {
-                    "key": key,
-                    "kind": task.kind,
-                    "instruction": task.instruction,
-                    "order": task.order,
-                    "p_first": verdict.p_first,
-                    "raw": verdict.raw,
-                    "judge": judge.name,
-                }
-                done[key] = record
-                append_jsonl(handle, record)
-            if on_progress:
-                on_progress(total - len(todo) + start + len(batch), total)
+    for start in range(0, len(todo), judge.batch_size):
+        batch = todo[start : start + judge.batch_size]
+        try:
+            verdicts = judge.judge([t.comparison for t, _ in batch])
+        except NevermindError as error:
+            saved = total - len(todo) + start
+            raise NevermindError(f"{error} — {saved}/{total} judgments saved in {path}; rerun to resume") from None
+        records = [
+            {
+                "key": key,
+                "kind": task.kind,
+                "instruction": task.instruction,
+                "order": task.order,
+                "p_first": verdict.p_first,
+                "raw": verdict.raw,
+                "judge": judge.name,
+            }
+            for (task, key), verdict in zip(batch, verdicts)
+        ]
+        store.append(records)
+        done.update((r["key"], r) for r in records)
+        if on_progress:
+            on_progress(total - len(todo) + start + len(batch), total)
     comparisons, calibrations = [], []
     for task, key in zip(tasks, keys):
         p_first = done[key]["p_first"]
@@ -351,6 +369,8 @@ def alpaca_eval_length_controlled(
     from sklearn.model_selection import GroupKFold
 
     n = len(judgments)
+    if n < ALPACA_EVAL_FOLDS:
+        raise NevermindError(f"alpaca_eval's LC win rate needs at least {ALPACA_EVAL_FOLDS} judgments, got {n}")
     delta = np.array([j["length_b"] - j["length_a"] for j in judgments], dtype=float)
     scale = delta.std(ddof=1) if n > 1 else 0.0
     columns = [np.tanh(delta / scale) if scale > 0 else np.zeros(n)]
@@ -376,7 +396,7 @@ def alpaca_eval_length_controlled(
             soft_log_loss, response_method="predict_proba", greater_is_better=False
         ).set_score_request(target_prob=True)
         model = LogisticRegressionCV(
-            cv=GroupKFold(n_splits=5),
+            cv=GroupKFold(n_splits=ALPACA_EVAL_FOLDS),
             scoring=scorer,
             l1_ratios=(1.0,),
             solver="liblinear",
@@ -434,8 +454,10 @@ def summarize(
     p_first = [j["p_a"] if j["order"] == "ab" else 1 - j["p_a"] for j in judgments]
     controlled, b_pos, b_len = position_length_glm(judgments)
     controlled_se = _bootstrap(groups, lambda s: position_length_glm(s)[0], bootstrap, seed)
-    alpaca = alpaca_eval_length_controlled(judgments)
-    alpaca_se = _bootstrap(groups, alpaca_eval_length_controlled, alpaca_bootstrap, seed)
+    alpaca = alpaca_se = None
+    if len(judgments) >= ALPACA_EVAL_FOLDS:
+        alpaca = alpaca_eval_length_controlled(judgments)
+        alpaca_se = _bootstrap(groups, alpaca_eval_length_controlled, alpaca_bootstrap, seed)
     calibration = summarize_calibration(calibrations)
     return WinRate(
         model=model,
@@ -494,5 +516,5 @@ def win_rate(
     )
     result.judged, result.reused = counts["judged"], counts["reused"]
     row = {**result.row(), "unused_records": counts["unused"]}
-    (Path(out_dir) / SUMMARY_FILE).write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+    write_atomic(Path(out_dir) / SUMMARY_FILE, json.dumps(row, indent=1) + "\n")
     return result
