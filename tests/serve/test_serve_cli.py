@@ -34,7 +34,7 @@ def test_without_the_serve_extra_help_works_and_serving_names_the_install_comman
     result = run_without_serve_extra("serve", "-m", "smollm2-135m-instruct")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "error: nevermind serve needs 'fastapi', which is not installed: pip install 'nevermind[serve]'"
+        "error: nevermind serve needs uvicorn, which is not installed: pip install 'nevermind[serve]'"
     )
 
 

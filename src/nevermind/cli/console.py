@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -19,6 +21,15 @@ from rich.progress import (
 )
 
 err_console = Console(stderr=True)
+
+
+def print_table(table: Any) -> None:
+    """Print a rich table on stdout. Piped or redirected, the table is as wide as its content, so a
+    cell is never cut to "…" (a terminal keeps its own width and wraps instead)."""
+    console = Console() if sys.stdout.isatty() else Console(width=1000)
+    for column in table.columns:
+        column.overflow = "fold"
+    console.print(table)
 
 
 @contextmanager

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from nevermind.cli.app import app
-from nevermind.cli.console import err_console, progress_bar
+from nevermind.cli.console import err_console, print_table, progress_bar
 from nevermind.runs.config import EvalConfig, split_list
 
 _HELP = {name: field.description for name, field in EvalConfig.model_fields.items()}
@@ -54,7 +53,7 @@ def eval_command(
             for metric, stats in entry["metrics"].items():
                 table.add_row(result.spec.display_model, task, metric, f"{stats['mean']:.3f} ± {stats['se']:.3f}",
                               str(stats["n"]))
-    Console().print(table)
+    print_table(table)
     for result in results:
         reused = ""
         if result.resumed:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nevermind.cli.app import app
-from nevermind.cli.console import err_console, status_spinner
+from nevermind.cli.console import err_console, print_table, status_spinner
 
 
 @app.command("experiment")
@@ -19,7 +19,6 @@ def experiment_command(
     ] = None,
 ) -> None:
     """Train the variants, generate, judge against the reference, rank; resumes a killed run."""
-    from rich.console import Console
     from rich.table import Table
 
     from nevermind.cli.winrate_cmd import pct, warn_calibration, warn_position_bias
@@ -50,7 +49,7 @@ def experiment_command(
             pct(rate["calibration_accuracy"], rate["calibration_se"]) if rate else "",
             pct(rank["accuracy"], rank["se"]) if rank else "–",
         )
-    Console().print(table)
+    print_table(table)
     for row in summary["rows"]:
         if row["winrate"]:
             rate = row["winrate"]

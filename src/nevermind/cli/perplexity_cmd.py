@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from nevermind.cli.app import app
-from nevermind.cli.console import err_console, status_spinner
+from nevermind.cli.console import err_console, print_table, status_spinner
 from nevermind.errors import NevermindError
 
 if TYPE_CHECKING:
@@ -181,7 +180,7 @@ def _run_buffer(result, out: Path, per_length: int, lengths=None, alphas=None) -
     for p in points:
         table.add_row(p.task, f"{p.alpha:g}", str(p.length), str(p.cliff or "none"), f"{p.distance:+.2f}",
                       f"{p.accuracy:.2f}", str(p.samples))
-    Console().print(table)
+    print_table(table)
     err_console.print(f"wrote {out / 'buffer.json'}, {out / 'context-scaling.html'}")
 
 
@@ -198,4 +197,4 @@ def _print_table(result) -> None:
             cells.append(f"{curve.perplexity[i]:.4g}{mark}")
         table.add_row(str(length), *cells)
     table.add_row("cliff", *[str(c.cliff) if c.cliff else "none" for c in result.curves])
-    Console().print(table)
+    print_table(table)

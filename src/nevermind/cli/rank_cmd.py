@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from nevermind.cli.app import app
-from nevermind.cli.console import err_console, status_spinner
+from nevermind.cli.console import err_console, print_table, status_spinner
 
 
 @app.command("rank")
@@ -51,7 +51,6 @@ def rank_command(
     ] = "auto",
 ) -> None:
     """Fraction of (real, random) responses where the model prefers the real one, ± SE."""
-    from rich.console import Console
     from rich.table import Table
 
     from nevermind.evals.rank import load_rank_pairs, response_rank
@@ -89,7 +88,7 @@ def rank_command(
     for column in ("model", "P(real > random)", "SE", "instructions"):
         table.add_column(column)
     table.add_row(result.model, f"{result.accuracy:.1%}", f"{result.se:.1%}", str(result.instructions))
-    Console().print(table)
+    print_table(table)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps({**result.to_json(), "pairs": pairs}, indent=1, ensure_ascii=False))

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from nevermind.cli.app import app
-from nevermind.cli.console import err_console, status_spinner
+from nevermind.cli.console import err_console, print_table, status_spinner
 from nevermind.errors import NevermindError
 
 POSITION_BIAS_WARNING = 0.75
@@ -147,15 +147,13 @@ def winrate_command(
 ) -> None:
     """Win rate of OUTPUTS against REFERENCE: order-averaged preference ± SE, position- and
     length-controlled estimate, alpaca_eval's LC win rate, the judge's calibration accuracy."""
-    from rich.console import Console
     from rich.table import Table
 
     from nevermind.credentials import redact_url
     from nevermind.evals.judges import make_judge
     from nevermind.evals.outputs import load_outputs
-    from nevermind.evals.winrate import require_stats, win_rate
+    from nevermind.evals.winrate import win_rate
 
-    require_stats()
     answers, references = load_outputs(outputs), load_outputs(reference)
     shown = redact_url(judge)  # URL credentials stay out of the directory name and the screen
     out_dir = out_dir or Path("runs") / "winrate" / f"{outputs.stem}-vs-{reference.stem}-{_slug(shown)}"
@@ -190,7 +188,7 @@ def winrate_command(
         pct(result.calibration_accuracy, result.calibration_se),
         f"{result.mean_length_a:.0f}/{result.mean_length_b:.0f}",
     )
-    Console().print(table)
+    print_table(table)
     warn_position_bias(result.first_position_rate, result.second_position_rate)
     warn_calibration(result.judge, result.calibration_accuracy, result.calibration_se)
     err_console.print(f"[dim]{describe_reuse(result.judged, result.reused, out_dir)}; summary in {out_dir}[/dim]")

@@ -148,11 +148,10 @@ def run_experiment(
     from nevermind.evals.judges import make_judge
     from nevermind.evals.outputs import generate_outputs, load_instruction_source
     from nevermind.evals.rank import load_rank_pairs, response_rank
-    from nevermind.evals.winrate import require_stats, win_rate
+    from nevermind.evals.winrate import win_rate
     from nevermind.models import GenerationConfig, load_model
 
     say = on_status or (lambda _: None)
-    require_stats()  # before hours of training, not after
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "experiment.json").write_text(config.model_dump_json(indent=1) + "\n")

@@ -47,7 +47,6 @@ ORDERS = ("ab", "ba")
 """A shown first, then B shown first."""
 LOGIT_FLOOR = 1e-4
 """Verdicts are clipped to [floor, 1 − floor] before taking log-odds (a hard 0/1 verdict has none)."""
-STATS_INSTALL = "pip install 'nevermind[stats]'"
 """What installs the statistics libraries the GLMs need."""
 ALPACA_EVAL_FOLDS = 5
 """Cross-validation folds of alpaca_eval's GLM (its `n_splits`)."""
@@ -300,13 +299,6 @@ def summarize_calibration(calibrations: Sequence[dict[str, Any]]) -> Calibration
 
 
 # ---------------------------------------------------------------- the GLMs
-def require_stats() -> None:
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        raise NevermindError(f"win rates need scikit-learn: {STATS_INSTALL}") from None
-
-
 def _length_features(judgments: Sequence[dict[str, Any]]) -> list[float]:
     """tanh(Δ / s): Δ = chars of A − chars of B, s = the standard deviation of Δ (1 if none)."""
     differences = [j["length_a"] - j["length_b"] for j in judgments]
@@ -441,7 +433,6 @@ def summarize(
     seed: int = 0,
 ) -> WinRate:
     """Every statistic of complete judgments (two per instruction) and the calibration."""
-    require_stats()
     by_instruction: dict[str, list[dict[str, Any]]] = {}
     for j in judgments:
         by_instruction.setdefault(j["instruction"], []).append(j)
@@ -503,7 +494,6 @@ def win_rate(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> WinRate:
     """Calibrate, judge (resumably) and summarise; the summary is also written to OUT_DIR/summary.json."""
-    require_stats()
     judgments, calibrations, counts = judge_pairs(
         outputs, reference, judge, out_dir, limit=limit, calibration=calibration, on_progress=on_progress
     )
