@@ -34,7 +34,7 @@ def test_unknown_task(tmp_path, tiny_llama_dir):
 def test_malformed_yaml_names_file_and_line(tmp_path):
     config = tmp_path / "suite.yaml"
     config.write_text("models: [smollm2-135m-instruct]\ntasks: needle\n  limit: 3\n")
-    assert_one_line_error(run_cli("eval", "--config", config), f"{config} line 3", "malformed YAML")
+    assert_one_line_error(run_cli("eval", "--config", config), f"{config}:3", "malformed YAML")
 
 
 def test_non_numeric_length(tmp_path):

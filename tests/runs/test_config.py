@@ -28,7 +28,7 @@ def test_single_model_key(tmp_path):
 
 def test_malformed_yaml_names_file_and_line(tmp_path):
     path = write(tmp_path, "models: [a]\ntasks: [needle\nlimit: 3\n")
-    with pytest.raises(NevermindError, match=r"suite\.yaml line \d+: malformed YAML"):
+    with pytest.raises(NevermindError, match=r"suite\.yaml:\d+: malformed YAML"):
         resolve_config(path)
 
 
@@ -37,12 +37,12 @@ def test_bad_value_in_yaml_names_its_line(tmp_path):
     with pytest.raises(NevermindError) as caught:
         resolve_config(path)
     message = str(caught.value)
-    assert "suite.yaml line 3" in message and "lengths.1" in message and "lots" in message
+    assert "suite.yaml:3" in message and "lengths.1" in message and "lots" in message
     assert "\n" not in message
 
 
 def test_unknown_yaml_key(tmp_path):
-    with pytest.raises(NevermindError, match=r"line 2: lenghts: unknown option"):
+    with pytest.raises(NevermindError, match=r"yaml:2: lenghts: unknown option"):
         resolve_config(write(tmp_path, "models: [a]\nlenghts: [100]\n"))
 
 

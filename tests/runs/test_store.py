@@ -48,7 +48,7 @@ def test_corrupt_middle_line_names_file_and_line(tmp_path):
     with open(run.samples_path, "a") as handle:
         handle.write("{not json\n")
     run.append([record(1)])
-    with pytest.raises(NevermindError, match=r"samples\.jsonl line 2: corrupt sample record"):
+    with pytest.raises(NevermindError, match=r"samples\.jsonl:2: corrupt sample record"):
         run.records()
 
 

@@ -2,75 +2,18 @@
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from nevermind.cli.app import app
-from nevermind.cli.console import err_console
+from nevermind.cli.console import err_console, progress_bar
 from nevermind.runs.config import EvalConfig, split_list
 
 _HELP = {name: field.description for name, field in EvalConfig.model_fields.items()}
-
-
-class RichRunProgress:
-    """A progress bar on stderr: samples done, tokens/s of generation, time left.
-
-    Time left is this attempt's seconds per sample times the samples left (rich's own estimate
-    looks only at the last 30 s, and a batch of long prompts on a CPU can take longer)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.task: TaskID | None = None
-        self.tokens = 0
-        self.samples = 0
-        self.left = 0
-        self.started = 0.0
-
-    def begin(self, run_id: str, total: int, done: int) -> None:
-        """Start the bar for a run; `done` samples come from earlier attempts."""
-        description = f"{run_id}" + (f" (resumed: {done} done)" if done else "")
-        self.tokens, self.samples, self.left, self.started = 0, 0, total - done, time.monotonic()
-        self._ensure_task()
-        self.progress.reset(self.task, total=total, completed=done, description=description, rate="", left="")
-
-    def status(self, message: str) -> None:
-        """Show a slow step on the bar's line."""
-        self._ensure_task()
-        self.progress.update(self.task, description=message)
-
-    def advance(self, samples: int, tokens: int) -> None:
-        """Move the bar and refresh the token rate."""
-        self.tokens += tokens
-        self.samples += samples
-        self.left -= samples
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        left = timedelta(seconds=round(elapsed / self.samples * self.left))
-        self.progress.update(self.task, advance=samples, rate=f"{self.tokens / elapsed:.1f} tok/s", left=f"{left} left")
-
-    def end(self) -> None:
-        """Leave the finished bar on screen and start a fresh one for the next run."""
-        if self.task is not None:
-            self.progress.stop_task(self.task)
-        self.task = None
-
-    def _ensure_task(self) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task("starting", total=None, rate="", left="")
 
 
 @app.command("eval")
@@ -100,13 +43,8 @@ def eval_command(
     overrides.update(models=model or None, limit=limit, out=out, batch_size=batch_size,
                      max_new_tokens=max_new_tokens, seed=seed, device=device, dtype=dtype)
     resolved = resolve_config(config, overrides)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # its weight-loading bars would tear ours
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("{task.fields[left]}"))
-    with Progress(*columns, console=err_console) as bar:
-        results = run_eval(resolved, progress=RichRunProgress(bar))
+    with progress_bar() as progress:
+        results = run_eval(resolved, progress=progress)
     table = Table(title="scores (mean ± standard error)")
     for column in ("model", "task", "metric", "score", "n"):
         table.add_column(column)

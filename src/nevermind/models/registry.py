@@ -3,7 +3,6 @@ directories and hub ids, and the cache of GGUF files converted once to safetenso
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -11,12 +10,13 @@ import os
 import re
 import shutil
 import tempfile
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 from nevermind.errors import CorruptModelError, ModelNotFoundError
+from nevermind.runs.files import file_lock
 
 CACHE_ENV = "NEVERMIND_CACHE"
 """Environment variable naming nevermind's cache directory (default ~/.cache/nevermind)."""
@@ -165,17 +165,6 @@ def _file_fingerprint(path: Path) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-@contextmanager
-def _exclusive_lock(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_converted(locate_gguf: Callable[[], Path], target: Path) -> Path:
     """Convert a GGUF into `target` (safetensors + tokenizer) unless a finished copy is there.
 
@@ -183,7 +172,7 @@ def ensure_converted(locate_gguf: Callable[[], Path], target: Path) -> Path:
     (conversion happens in a temporary directory renamed into place only when complete)."""
     if (target / CACHE_MARKER).exists():
         return target
-    with _exclusive_lock(target.parent / f".{target.name}.lock"):
+    with file_lock(target.parent / f".{target.name}.lock"):
         if (target / CACHE_MARKER).exists():  # another process finished while we waited
             return target
         gguf = locate_gguf()

@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nevermind.errors import NevermindError
+from nevermind.config import load_config
 
 SUITE = ("needle", "override", "moderation", "jailbreak")
 """The conflict suite's tasks: the default for `nevermind eval --tasks`."""
@@ -113,59 +112,22 @@ def split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def read_yaml_config(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """The mapping in a YAML config file and the line (1-based) of each top-level key."""
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise NevermindError(f"cannot read config {path}: {error.strerror or error}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        where = f"{path} line {mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise NevermindError(f"{where}: malformed YAML: {problem}") from None
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        raise NevermindError(f"{path} line 1: a config must be a mapping of option: value")
-    lines = {key.value: key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
-    return data, lines
-
-
 def resolve_config(
     config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> EvalConfig:
     """The YAML file's options with every CLI override that was given (not None) on top."""
-    data, lines = read_yaml_config(config_file) if config_file else ({}, {})
-    if "model" in data and "models" not in data:  # a single model reads naturally in YAML
-        data["models"] = data.pop("model")
-        lines["models"] = lines.get("model", 0)
-    if isinstance(data.get("models"), str):
-        data["models"] = [data["models"]]
-    given = {key: value for key, value in (overrides or {}).items() if value is not None}
-    try:
-        return EvalConfig(**{**data, **given})
-    except ValidationError as error:
-        raise NevermindError(_one_line(error, config_file, lines, set(given))) from None
 
+    def prepare(data: dict[str, Any], lines: dict[str, int]) -> None:
+        if "model" in data and "models" not in data:  # a single model reads naturally in YAML
+            data["models"] = data.pop("model")
+            lines["models"] = lines.get("model", 0)
+        if isinstance(data.get("models"), str):
+            data["models"] = [data["models"]]
 
-def _one_line(error: ValidationError, config_file: Path | None, lines: dict[str, int], from_cli: set[str]) -> str:
-    """The first validation problem as one line naming where it came from (file and line, or flag)."""
-    problem = error.errors()[0]
-    loc = [str(part) for part in problem["loc"]]
-    key = loc[0] if loc else ""
-    field = ".".join(loc) or "config"
-    message = problem["msg"].removeprefix("Value error, ")
-    if problem["type"] == "missing" and key == "models":
-        return "no model given: pass -m MODEL (or `models:` in the config file)"
-    if problem["type"] == "extra_forbidden":
-        message = "unknown option"
-    shown = problem.get("input")
-    detail = f" (got {shown!r})" if problem["type"] not in {"missing", "extra_forbidden"} else ""
-    if key in from_cli or config_file is None:
-        return f"--{key.replace('_', '-')}: {message}{detail}" if key else f"{message}{detail}"
-    where = f"{config_file} line {lines[key]}" if key in lines else str(config_file)
-    return f"{where}: {field}: {message}{detail}"
+    def explain(error: ValidationError, from_cli: set[str]) -> str | None:
+        problem = error.errors()[0]
+        if problem["type"] == "missing" and problem["loc"][:1] == ("models",):
+            return "no model given: pass -m MODEL (or `models:` in the config file)"
+        return None
+
+    return load_config(EvalConfig, config_file, overrides, prepare=prepare, explain=explain)

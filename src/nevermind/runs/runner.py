@@ -6,47 +6,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from nevermind.errors import NevermindError
 from nevermind.models.requests import GenerateRequest, Generation, GenerationConfig
+from nevermind.progress import Progress, SilentProgress
 from nevermind.runs.config import EvalConfig, RunSpec
 from nevermind.runs.index import RunIndex
 from nevermind.runs.store import RunDir, SampleRecord, utc_now
 from nevermind.runs.summary import summarize
 from nevermind.tasks import Sample, Task, TaskOptions, available_tasks, build_task
 
-
-class RunProgress(Protocol):
-    """Where a run reports progress (the CLI draws it with rich; tests may record it)."""
-
-    def begin(self, run_id: str, total: int, done: int) -> None:
-        """A run starts with `total` samples of which `done` were finished by earlier attempts."""
-
-    def status(self, message: str) -> None:
-        """A slow step that is not sample work (loading the model, building a task)."""
-
-    def advance(self, samples: int, tokens: int) -> None:
-        """`samples` more samples finished, generating `tokens` tokens."""
-
-    def end(self) -> None:
-        """The run finished (or stopped)."""
-
-
-class SilentProgress:
-    """Progress that goes nowhere."""
-
-    def begin(self, run_id: str, total: int, done: int) -> None:
-        """Ignore."""
-
-    def status(self, message: str) -> None:
-        """Ignore."""
-
-    def advance(self, samples: int, tokens: int) -> None:
-        """Ignore."""
-
-    def end(self) -> None:
-        """Ignore."""
+RunProgress = Progress
+"""Where a run reports progress (kept as a name for the runner's callers)."""
 
 
 @dataclasses.dataclass

@@ -10,19 +10,20 @@ it off (that sample was not finished), so no finished sample is lost or recomput
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import yaml
 
 from nevermind.errors import NevermindError
 from nevermind.runs.config import RunSpec
+from nevermind.runs.files import file_lock, write_atomic
+from nevermind.runs.records import RecordFile
 
 CONFIG_FILE = "config.yaml"
 SAMPLES_FILE = "samples.jsonl"
@@ -104,7 +105,7 @@ class RunDir:
                 if existing.run_id != spec.run_id:
                     raise NevermindError(f"{config_path} belongs to another run ({existing.run_id}); move it away")
             # Batch size and device may change between attempts: keep the latest.
-            _write_atomic(config_path, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+            write_atomic(config_path, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
         except OSError as error:
             raise NevermindError(f"cannot write run directory {run.path}: {error.strerror or error}") from None
         return run
@@ -126,52 +127,34 @@ class RunDir:
             raise NevermindError(f"{path}: not a valid run config ({str(error).splitlines()[0]})") from None
 
     # ------------------------------------------------------------------ samples
-    def records(self) -> list[SampleRecord]:
-        """Finished samples, in the order they were written; a torn last line is ignored."""
-        return list(self._read_records())
+    @property
+    def sample_file(self) -> RecordFile:
+        """samples.jsonl as a record file keyed by (task, id)."""
+        return RecordFile(self.samples_path, ("task", "id"), what="sample record")
 
-    def _read_records(self) -> Iterator[SampleRecord]:
-        if not self.samples_path.exists():
-            return
-        with open(self.samples_path, "rb") as handle:
-            lines = handle.read().split(b"\n")
-        # Everything after the last newline is a torn write (or empty): not a finished sample.
-        for number, line in enumerate(lines[:-1], start=1):
-            if not line.strip():
-                continue
+    def records(self) -> list[SampleRecord]:
+        """Finished samples, in the order first written: a torn last line is ignored and a repeated
+        (task, id) counts once."""
+        out = []
+        for number, data in _numbered(self.sample_file):
             try:
-                yield SampleRecord.from_dict(json.loads(line))
-            except (ValueError, TypeError) as error:
-                raise NevermindError(f"{self.samples_path} line {number}: corrupt sample record ({error})") from None
+                out.append(SampleRecord.from_dict(data))
+            except (TypeError, ValueError) as error:
+                raise NevermindError(f"{self.samples_path}:{number}: corrupt sample record ({error})") from None
+        return out
 
     def repair(self) -> int:
         """Cut a torn last line left by a killed writer; returns the bytes removed."""
-        if not self.samples_path.exists():
-            return 0
-        with open(self.samples_path, "r+b") as handle:
-            data = handle.read()
-            keep = data.rfind(b"\n") + 1
-            if keep == len(data):
-                return 0
-            handle.truncate(keep)
-            handle.flush()
-            os.fsync(handle.fileno())
-            return len(data) - keep
+        return self.sample_file.repair()
 
     def append(self, records: Iterable[SampleRecord]) -> None:
         """Append finished samples durably: one write, flushed and fsynced before returning."""
-        payload = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in records)
-        if not payload:
-            return
-        with open(self.samples_path, "a", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+        self.sample_file.append(asdict(r) for r in records)
 
     # ------------------------------------------------------------------ summary and status
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Replace summary.json atomically."""
-        _write_atomic(self.path / SUMMARY_FILE, json.dumps(summary, indent=2))
+        write_atomic(self.path / SUMMARY_FILE, json.dumps(summary, indent=2))
 
     def summary(self) -> dict[str, Any] | None:
         """The summary written when the run last finished, if any."""
@@ -186,40 +169,21 @@ class RunDir:
     def update_meta(self, **changes: Any) -> dict[str, Any]:
         """Merge `changes` into run.json atomically and return the result."""
         meta = {**self.meta(), **changes}
-        _write_atomic(self.path / META_FILE, json.dumps(meta, indent=2))
+        write_atomic(self.path / META_FILE, json.dumps(meta, indent=2))
         return meta
 
-    def lock(self) -> RunLock:
-        """An exclusive lock: two processes must not append to one run at once."""
-        return RunLock(self.path / LOCK_FILE)
+    def lock(self) -> AbstractContextManager[None]:
+        """An exclusive lock: two processes must not append to one run at once (released even by kill -9)."""
+        return file_lock(
+            self.path / LOCK_FILE, wait=False, busy_message=f"run {self.path} is in use by another nevermind process"
+        )
 
 
-class RunLock:
-    """A non-blocking flock on a run directory, released when the holder exits (even by kill -9)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: Any = None
-
-    def __enter__(self) -> Self:
-        self._handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._handle.close()
-            raise NevermindError(f"run {self.path.parent} is in use by another nevermind process") from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._handle, fcntl.LOCK_UN)
-        self._handle.close()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never half of it."""
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+def _numbered(records: RecordFile) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, record) for the first record of every key."""
+    seen: set[Any] = set()
+    for number, data in records.lines():
+        key = records.key_of(data)
+        if key not in seen:
+            seen.add(key)
+            yield number, data
