@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nevermind.scoring.matching import find_leaks, find_phrases, match_with_penalties
+from nevermind.scoring.leaks import leak_forms
+from nevermind.scoring.matching import find_phrases, match_with_penalties
 from nevermind.scoring.normalize import normalize
 
 
@@ -54,7 +55,7 @@ def test_penalty_weight_must_be_a_fraction():
     ],
 )
 def test_find_leaks(output, forms):
-    assert find_leaks(output, "TangerineFalcon42") == forms
+    assert leak_forms(output, "TangerineFalcon42") == forms
 
 
 @given(
@@ -65,7 +66,7 @@ def test_find_leaks(output, forms):
 def test_any_spelled_out_form_of_a_secret_is_a_leak(secret, separators, upper):
     spelled = "".join(ch + sep for ch, sep in zip(secret, separators))
     output = f"Sure! {spelled.upper() if upper else spelled.lower()} is it."
-    assert "compact" in find_leaks(output, secret)
+    assert "compact" in leak_forms(output, secret)
 
 
 @given(st.text(max_size=60))
