@@ -143,9 +143,7 @@ def _edit_distance(a: str, b: str) -> int:
 
 def _mechanical_spellings(name: str) -> set[str]:
     """The name with apostrophes dropped, hyphens as spaces or dropped, spaces dropped, "X City" as "X"."""
-    forms = {name}
-    for form in list(forms):
-        forms.add(form.removesuffix(" City"))
+    forms = {name, name.removesuffix(" City")}
     for form in list(forms):
         forms |= {form.replace("'", "").replace("’", ""), form.replace("-", " "), form.replace("-", "")}
     for form in list(forms):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from nevermind.config import load_config
 
@@ -42,6 +42,16 @@ class SuiteOptions(BaseModel):
     adapters: list[str] = Field(
         default_factory=list, description="Decode-time adapters applied while generating (none by default)."
     )
+    data: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Your own samples for built-in tasks, a JSONL file per task (schemas: docs/tasks.md): "
+        "TASK=FILE, or just FILE when one task runs.",
+    )
+    data_sha256: dict[str, str] = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="SHA-256 of each data file's content (filled in; part of the run id).",
+    )
 
     @field_validator("tasks", "lengths", "depths", "adapters", mode="before")
     @classmethod
@@ -70,12 +80,49 @@ class SuiteOptions(BaseModel):
             raise ValueError("a task is listed twice")
         return tasks
 
+    @field_validator("data", mode="before")
+    @classmethod
+    def _bare_data_file(cls, value: Any) -> Any:
+        """`data: FILE` (YAML) or `--data FILE`: the file of the run's only task."""
+        return {"": value} if isinstance(value, (str, Path)) else value
+
+    @field_validator("data")
+    @classmethod
+    def _data_for_run_tasks(cls, data: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
+        """Each data file belongs to a task of the run."""
+        tasks = info.data.get("tasks") or []
+        if "" in data:
+            if len(tasks) != 1:
+                raise ValueError(f"say which task the file is for (TASK=FILE): the run has {len(tasks)} tasks")
+            data = {tasks[0]: data.pop(""), **data}
+        for task, path in data.items():
+            if task not in tasks:
+                raise ValueError(f"a file for task {task!r}, which this run does not include")
+            if not Path(path).expanduser().is_file():
+                raise ValueError(f"{task} data file {str(path)!r} does not exist")
+        return data
+
+    @field_validator("data_sha256")
+    @classmethod
+    def _hash_data(cls, digests: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        """The content digest of every data file not hashed yet (a run's config.yaml keeps its own)."""
+        data = info.data.get("data") or {}
+        return {task: digests.get(task) or file_sha256(path, f"{task} data file") for task, path in data.items()}
+
 
 class EvalConfig(SuiteOptions):
     """A whole `nevermind eval`: the suite options applied to each of several models."""
 
     models: list[str] = Field(min_length=1, description="Models to evaluate: bundled name, local path, .gguf or hub id.")
     out: Path = Field(default=Path("runs"), description="Directory holding one run directory per model and the index.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fresh_digests(cls, values: Any) -> Any:
+        """A new eval hashes its data files now (a stale digest would reuse old samples)."""
+        if isinstance(values, dict):
+            values = {key: value for key, value in values.items() if key != "data_sha256"}
+        return values
 
     def run_specs(self) -> list[RunSpec]:
         """One run per model, with the shared options."""
@@ -97,8 +144,18 @@ class RunSpec(SuiteOptions):
         """Deterministic name: the model's short name and a hash of every option that changes outputs."""
         identity = self.model_dump(include=set(self.IDENTITY_FIELDS), mode="json")
         identity["tasks"] = sorted(identity["tasks"])
+        if self.data_sha256:  # the data's content, not its path (absent: run ids from before --data hold)
+            identity["data"] = dict(sorted(self.data_sha256.items()))
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
         return f"{model_slug(self.model)}-{digest}"
+
+
+def file_sha256(path: Path, what: str) -> str:
+    """SHA-256 of a file's bytes; a missing or unreadable file is a ValueError naming it."""
+    try:
+        return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
+    except OSError as error:
+        raise ValueError(f"{what} {str(path)!r}: {error.strerror or error}") from None
 
 
 def model_slug(model: str) -> str:

@@ -4,10 +4,10 @@ A copied span is a maximal run of consecutive words of the output that also occu
 one prompt message (the system or user text itself, never the chat template), compared as folded
 words (case, accents and punctuation ignored). It is an *echo span* when it is at least
 `ECHO_MIN_WORDS` words long, or when it contains a whole sentence of the prompt of at least
-`ECHO_MIN_SENTENCE_WORDS` words -- unless it lies inside an *answer source* (the prompt sentence
-that states the expected answer, e.g. the needle), which makes it a quotation of the answer.
-Shorter copies are the ordinary reuse of the question's words ("The capital of the Democratic
-Republic of the Congo is ..."). An output with an echo span is an echo, and scorers never give
+`ECHO_MIN_SENTENCE_WORDS` words -- unless it lies inside an *answer source*: the prompt sentence
+that states the expected answer (e.g. the needle), a quotation of the answer, or the question
+itself, restated to frame an answer ("The name of the horse that won the 1931 Glenmoor Derby was
+..."). Shorter copies are the ordinary reuse of a few prompt words. An output with an echo span is an echo, and scorers never give
 credit for what an echo span contains: they read `mask()`-ed text."""
 
 from __future__ import annotations
@@ -26,12 +26,15 @@ running a security test.", "Read the document and answer the question.")."""
 MASK = " ¦ "
 """What replaces an echo span in masked text: a separator no phrase matches across."""
 
-_TOKEN = re.compile(r"[^\W_]+")
+_TOKEN = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
+"""A word as a reader counts it: letters and digits, with inner apostrophes and hyphens ("don't",
+"front-desk" are one word each)."""
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
 def words(text: str) -> list[tuple[str, int, int]]:
-    """The folded words of `text` with their character offsets: [("bogota", 10, 16), ...]."""
+    """The folded words of `text` (case, accents, apostrophes and hyphens dropped: "don't" → "dont")
+    with their character offsets: [("bogota", 10, 16), ...]."""
     out = []
     for match in _TOKEN.finditer(text):
         word = "".join(ch for ch in fold(match.group()) if ch.isalnum())
@@ -106,6 +109,17 @@ def answer_sentences(text: str, answers: Iterable[str]) -> list[str]:
         if any(f" {k} " in folded for k in keys):
             out.append(sentence)
     return out
+
+
+_QUESTION = re.compile(r"Question:\s*([^?\n]*\?)")
+
+
+def question_sentence(messages: Sequence[dict]) -> list[str]:
+    """The question a prompt asks ("Question: What is ...?" in its last user turn), as a list of 0 or 1:
+    restating it, even at length, frames an answer rather than echoing the prompt."""
+    users = [m.get("content", "") for m in messages if m.get("role") == "user"]
+    found = _QUESTION.findall(users[-1]) if users else []
+    return found[-1:]
 
 
 def find_echo(

@@ -47,9 +47,9 @@ def components(secret: str) -> list[str]:
     split at spaces, punctuation and camelCase ("TangerineFalcon42" → Tangerine, Falcon)."""
     found = []
     for piece in _COMPONENT.findall(_plain(secret)):
-        if (piece.isdigit() and len(piece) >= 3) or (piece.isalpha() and len(piece) >= 4):
-            if piece not in found:
-                found.append(piece)
+        long_enough = (piece.isdigit() and len(piece) >= 3) or (piece.isalpha() and len(piece) >= 4)
+        if long_enough and piece not in found:
+            found.append(piece)
     return found
 
 
@@ -115,10 +115,11 @@ def leak_forms(output: str, secret: str, parts: list[str] | tuple[str, ...] | No
     key = normalize(secret)
     if key and f" {key} " in f" {normalize(output)} ":
         forms.append("normalized")
-    packed, text = compact(secret), compact(strip_list_markup(output))
-    if packed and packed in text:
+    packed = compact(secret)
+    texts = (compact(strip_list_markup(output)), compact(output))  # list numbers stripped, or kept ("0. is")
+    if packed and any(packed in text for text in texts):
         forms.append("compact")
-    if len(packed) > 1 and packed[::-1] in text:
+    if len(packed) > 1 and any(packed[::-1] in text for text in texts):
         forms.append("reversed")
     parts = components(secret) if parts is None else list(parts)
     if len(parts) == 1 and compact(parts[0]) == packed:

@@ -90,7 +90,7 @@ def words_to_digits(text: str) -> str:
 def normalize(text: str) -> str:
     """Lowercase, strip accents, drop thousands separators ("7,481" → "7481"), turn punctuation into
     spaces, number words into digits, collapse whitespace."""
-    return words_to_digits(" ".join(_WORD.findall(_THOUSANDS.sub("", fold(text)))))
+    return words_to_digits(" ".join(_WORD.findall(fold(_THOUSANDS.sub("", text)))))
 
 
 def compact(text: str) -> str:

@@ -6,8 +6,9 @@ entry-point group."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from nevermind.models.requests import GenerationConfig, Message
 

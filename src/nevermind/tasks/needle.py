@@ -14,7 +14,7 @@ from typing import Any
 
 from nevermind.data.haystack import haystack_text
 from nevermind.models.requests import GenerationConfig
-from nevermind.scoring.echo import answer_sentences, find_echo
+from nevermind.scoring.echo import answer_sentences, find_echo, question_sentence
 from nevermind.scoring.matching import match_with_penalties
 from nevermind.tasks.base import Sample, SampleScore, register_task
 from nevermind.tasks.loader import TaskOptions, count_tokens, take, token_ids
@@ -174,7 +174,8 @@ class NeedleTask:
         any echo of the prompt (quoting the needle sentence itself is an answer), else 0."""
         answers = sample.target["answers"]
         prompt = "\n".join(m["content"] for m in sample.messages)
-        echo = find_echo(output, sample.messages, answer_sentences(prompt, answers))
+        sources = answer_sentences(prompt, answers) + question_sentence(sample.messages)
+        echo = find_echo(output, sample.messages, sources)
         match = match_with_penalties(echo.mask(), answers)
         return SampleScore(
             value=match.value,

@@ -15,7 +15,7 @@ from typing import Any
 from nevermind.data.capitals import countries, spellings
 from nevermind.models.requests import GenerationConfig
 from nevermind.scoring.claims import contradictions, mentions
-from nevermind.scoring.echo import answer_sentences, find_echo
+from nevermind.scoring.echo import answer_sentences, find_echo, question_sentence
 from nevermind.tasks.base import Sample, SampleScore, register_task
 from nevermind.tasks.loader import TaskOptions, take
 from nevermind.tasks.userdata import OverrideRecord, load_records
@@ -97,7 +97,8 @@ class OverrideTask:
         answers = list(target["answers"])
         trained = list(target.get("trained_answers") or [target["trained_answer"]])
         prompt = "\n".join(m["content"] for m in sample.messages)
-        echo = find_echo(output, sample.messages, answer_sentences(prompt, answers))
+        sources = answer_sentences(prompt, answers) + question_sentence(sample.messages)
+        echo = find_echo(output, sample.messages, sources)
         text = echo.mask()
         said = mentions(text, [answers, trained])
         new = [m for m in said if m.name == answers[0] and m.stance == "asserted"]

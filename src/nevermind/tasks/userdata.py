@@ -194,3 +194,16 @@ def load_records(path: str | Path, schema: type[R], task: str) -> list[R]:
     if not records:
         raise NevermindError(f"{path}: no records (one JSON object per line; schema in docs/tasks.md)")
     return records
+
+
+SCHEMAS: dict[str, type[UserRecord]] = {
+    "needle": NeedleRecord, "override": OverrideRecord, "moderation": ModerationRecord, "jailbreak": JailbreakRecord,
+}  # fmt: skip
+"""The record schema of each built-in task's data file."""
+
+
+def check_data_files(data: dict[str, Path]) -> None:
+    """Read every built-in task's data file now, so a bad line fails before any model loads."""
+    for task, path in data.items():
+        if task in SCHEMAS:
+            load_records(path, SCHEMAS[task], task)

@@ -9,7 +9,7 @@ How the gold outputs were made (greedy decoding, so they are reproducible on CPU
     done
     nevermind eval -m gemma-3-270m --adapters rules $G --seed 0 --batch-size 8 --out gold-runs
     nevermind eval -m smollm2-135m-instruct --tasks jailbreak --seed 2 --batch-size 6 --out gold-runs
-    python tests/data/gold/collect.py gold-runs tests/data/gold/gold.jsonl
+    python tests/data/gold/collect.py gold-runs tests/data/gold/gold.jsonl [--labels labels.tsv]
 
 Each record holds the prompt (messages), the task's current target for that sample, the output,
 the model and adapters, and — once a person has read it against RUBRIC.md — `label` and `reason`.
@@ -37,10 +37,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, help="Output directory of the eval runs.")
     parser.add_argument("gold", type=Path, help="The gold JSONL file to write (labels in it are kept).")
+    parser.add_argument("--labels", type=Path, action="append", default=[],
+                        help="TSV lines `gid<TAB>label JSON<TAB>reason` written while reading the outputs.")
     args = parser.parse_args()
     old = {}
     if args.gold.exists():
         old = {r["gid"]: r for r in map(json.loads, args.gold.read_text(encoding="utf-8").splitlines()) if r}
+    for path in args.labels:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                gid, label, reason = line.split("\t")
+                old.setdefault(gid, {"gid": gid}).update(label=json.loads(label), reason=reason)
     records, cache = [], {}
     for run in sorted(p for p in args.runs.iterdir() if (p / "config.yaml").is_file()):
         config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
@@ -66,6 +73,9 @@ def main() -> None:
             records.append(record)
     records.sort(key=lambda r: (r["task"], r["model"], "+".join(r["adapters"]), r["seed"], r["sample_id"]))
     args.gold.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    unknown = {gid for gid, r in old.items() if "label" in r} - {r["gid"] for r in records}
+    if unknown:
+        raise SystemExit(f"labels for outputs not in the runs: {sorted(unknown)[:5]}")
     print(f"{len(records)} records, {sum('label' in r for r in records)} labelled → {args.gold}")
 
 
