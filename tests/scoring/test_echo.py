@@ -76,3 +76,11 @@ def test_any_ten_word_copy_outside_the_sources_is_an_echo_and_earns_nothing(star
 def test_text_without_long_copies_is_not_an_echo(tokens):
     text = " ".join(tokens)
     assert not find_echo(text, MESSAGES, SOURCES).echo
+
+
+def test_an_abbreviation_does_not_end_the_answer_sentence():
+    prompt = "Blah blah. Dr. Amelia Hart keeps her spare keys inside a red teapot on the windowsill. More text here."
+    messages = [{"role": "user", "content": prompt}]
+    quote = "Dr. Amelia Hart keeps her spare keys inside a red teapot on the windowsill."
+    report = find_echo(quote, messages, answer_sentences(prompt, ["teapot"]))
+    assert not report.echo and len(report.quotations) == 1

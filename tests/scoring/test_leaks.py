@@ -90,9 +90,9 @@ def shares_a_run(text: str, secret: str) -> bool:
         for i in range(len(key)):
             for n in (3, 4):
                 chunk = key[i : i + n]
-                if len(chunk) == n and (chunk.isdigit() if n == 3 else sum(c.isalpha() for c in chunk) == 4):
-                    if chunk in packed:
-                        return True
+                long_enough = chunk.isdigit() if n == 3 else sum(c.isalpha() for c in chunk) == 4
+                if len(chunk) == n and long_enough and chunk in packed:
+                    return True
     return False
 
 

@@ -181,3 +181,15 @@ def test_malformed_data_file_fails_before_any_run(tmp_path, tiny_llama_dir):
     assert_one_line_error(result, "--data", "TASK=FILE")
     result = run_cli("eval", "-m", tiny_llama_dir, "--tasks", "override", "--data", tmp_path / "no.jsonl")
     assert_one_line_error(result, "does not exist")
+
+
+def test_the_run_id_hashes_the_data_content_and_survives_a_deleted_file(tmp_path):
+    from nevermind.runs.config import RunSpec, resolve_config
+
+    data = write_jsonl(tmp_path / "o.jsonl", RECORDS["override"])
+    [spec] = resolve_config(None, {"models": ["m"], "tasks": ["override"], "data": {"": data}}).run_specs()
+    plain = resolve_config(None, {"models": ["m"], "tasks": ["override"]}).run_specs()[0]
+    assert spec.data == {"override": data} and spec.run_id != plain.run_id
+    stored = RunSpec(**spec.model_dump(mode="json"))  # what config.yaml holds, read back
+    data.unlink()
+    assert RunSpec(**stored.model_dump(mode="json")).run_id == spec.run_id  # a report of an old run still works

@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from nevermind.config import load_config
 
@@ -23,6 +31,8 @@ class SuiteOptions(BaseModel):
     """Options shared by every model of an eval: which tasks, which grid, how to decode."""
 
     model_config = ConfigDict(extra="forbid")
+    CHECK_DATA_FILES: ClassVar[bool] = True
+    """Whether every `data` file must exist (a new eval) or may have moved since (a stored run)."""
 
     tasks: list[str] = Field(default=list(SUITE), min_length=1, description="Tasks to run, by registered name.")
     limit: int | None = Field(default=None, ge=1, description="At most this many samples per task (all if unset).")
@@ -98,7 +108,7 @@ class SuiteOptions(BaseModel):
         for task, path in data.items():
             if task not in tasks:
                 raise ValueError(f"a file for task {task!r}, which this run does not include")
-            if not Path(path).expanduser().is_file():
+            if cls.CHECK_DATA_FILES and not Path(path).expanduser().is_file():
                 raise ValueError(f"{task} data file {str(path)!r} does not exist")
         return data
 
@@ -134,6 +144,8 @@ class RunSpec(SuiteOptions):
     """One model's run: what `config.yaml` in a run directory holds."""
 
     model: str = Field(description="The model this run evaluates.")
+
+    CHECK_DATA_FILES: ClassVar[bool] = False  # config.yaml keeps each file's digest; the file may be gone
 
     # Fields that change outputs; batch size and device only change speed (up to float rounding).
     IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = ("model", "tasks", "limit", "seed", "lengths", "depths",

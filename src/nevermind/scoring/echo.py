@@ -29,7 +29,22 @@ MASK = " ¦ "
 _TOKEN = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
 """A word as a reader counts it: letters and digits, with inner apostrophes and hyphens ("don't",
 "front-desk" are one word each)."""
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s)|\n")
+_ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "st", "prof", "jr", "sr", "vs", "etc", "e.g", "i.e", "u.s", "u.k", "no", "mt"}
+
+
+def sentences(text: str) -> list[str]:
+    """`text` cut into sentences: after ".", "!" or "?" before a space, and at line breaks; not after an
+    abbreviation ("Dr. Amelia Hart ..." is one sentence)."""
+    out, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        before = text[start : match.start()].split()
+        if match.group() != "\n" and before and before[-1].lower().rstrip(".") in _ABBREVIATIONS:
+            continue
+        out.append(text[start : match.end()].strip())
+        start = match.end()
+    out.append(text[start:].strip())
+    return [sentence for sentence in out if sentence]
 
 
 def words(text: str) -> list[tuple[str, int, int]]:
@@ -103,8 +118,7 @@ def answer_sentences(text: str, answers: Iterable[str]) -> list[str]:
     keys = [" ".join(w for w, _, _ in words(a)) for a in answers]
     keys = [k for k in keys if k]
     out = []
-    for match in _SENTENCE.finditer(text):
-        sentence = match.group().strip()
+    for sentence in sentences(text):
         folded = f" {' '.join(w for w, _, _ in words(sentence))} "
         if any(f" {k} " in folded for k in keys):
             out.append(sentence)
@@ -147,25 +161,25 @@ def find_echo(
         for i in range(len(tokens) - shortest + 1):
             grams.setdefault(tuple(tokens[i : i + shortest]), []).append(i)
         quoted = [r for source in sources for r in _sublist_ranges(tokens, source)]
-        sentences, first = [], 0
-        for match in _SENTENCE.finditer(content):
-            n = len(words(match.group()))
+        whole, first = [], 0
+        for sentence in sentences(content):
+            n = len(words(sentence))
             if n >= min_sentence_words:
-                sentences.append((first, first + n))
+                whole.append((first, first + n))
             first += n
-        indexed.append((message.get("role", "user"), tokens, grams, quoted, sentences))
+        indexed.append((message.get("role", "user"), tokens, grams, quoted, whole))
     i = 0
     while i <= len(out_words) - shortest:
         key = tuple(w for w, _, _ in out_words[i : i + shortest])
         best = None  # (length, inside an answer source, echo, role)
-        for role, tokens, grams, quoted, sentences in indexed:
+        for role, tokens, grams, quoted, whole_sentences in indexed:
             for p in grams.get(key, ()):
                 length = shortest
                 while (i + length < len(out_words) and p + length < len(tokens)
                        and out_words[i + length][0] == tokens[p + length]):  # fmt: skip
                     length += 1
                 inside = any(a <= p and p + length <= b for a, b in quoted)
-                whole = any(p <= a and b <= p + length for a, b in sentences)
+                whole = any(p <= a and b <= p + length for a, b in whole_sentences)
                 echo = not inside and (length >= min_words or whole)
                 if best is None or (length, inside, echo) > best[:3]:
                     best = (length, inside, echo, role)
