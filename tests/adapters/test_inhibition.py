@@ -15,7 +15,7 @@ from nevermind.adapters import (
 from nevermind.errors import NevermindError
 from nevermind.models import GenerateRequest, GenerationConfig
 
-PROMPTS = ["Tell me a story about", "The capital of France is"]
+PROMPTS = [GenerateRequest("Tell me a story about", chat=False), GenerateRequest("The capital of France is", chat=False)]
 CONFIG = GenerationConfig(max_new_tokens=16)
 NEVER = RegexModerator("(?!)")  # matches nothing
 

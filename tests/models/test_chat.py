@@ -23,5 +23,9 @@ def test_instruct_tokenizer_uses_its_own_template(tiny_llama):
     assert "<|im_start|>user\nHi?<|im_end|>" in text and text.endswith("<|im_start|>assistant\n")
 
 
-def test_raw_string_is_left_alone_unless_chat_is_asked(tiny_llama):
-    assert prompt_text(tiny_llama.tokenizer, GenerateRequest("The sky is")) == "The sky is"
+def test_a_string_is_chat_by_default_and_raw_when_asked(tiny_llama, tiny_gemma):
+    """One default for the API and the CLI: a string is one user turn unless chat=False."""
+    assert prompt_text(tiny_llama.tokenizer, GenerateRequest("The sky is", chat=False)) == "The sky is"
+    chat = prompt_text(tiny_llama.tokenizer, GenerateRequest("The sky is"))
+    assert "<|im_start|>user\nThe sky is<|im_end|>" in chat
+    assert tiny_gemma.format_prompt("Hi?") == "<|user|>\nHi?\n<|assistant|>\n"

@@ -49,7 +49,7 @@ def test_eos_finish_reason_and_processor_sees_prompt_length(tiny_model):
     eos = tiny_model.tokenizer.eos_token_id
     processor = ForceToken(eos, after=3)
     outs = tiny_model.generate(PROMPTS[:3], GenerationConfig(max_new_tokens=20), logits_processors=[processor])
-    assert processor.prompt_length == max(len(tiny_model.encode(p)) for p in PROMPTS[:3])
+    assert processor.prompt_length == max(len(tiny_model.encode(tiny_model.format_prompt(p))) for p in PROMPTS[:3])
     for out in outs:
         assert out.finish_reason == "eos"
         assert len(out.token_ids) == 4 and out.token_ids[-1] == eos
@@ -99,7 +99,7 @@ def test_batched_score_equals_single(tiny_model):
 
 
 def test_score_greedy_flag(tiny_model):
-    [out] = tiny_model.generate(["Hello world"], GenerationConfig(max_new_tokens=4))
+    [out] = tiny_model.generate([GenerateRequest("Hello world", chat=False)], GenerationConfig(max_new_tokens=4))
     greedy_text = tiny_model.tokenizer.decode(out.token_ids)
     [scored] = tiny_model.score([ScoreRequest("Hello world", greedy_text)])
     if scored.tokens == out.token_ids:  # same tokenization both ways

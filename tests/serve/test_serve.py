@@ -62,7 +62,7 @@ def test_completion_with_logprobs_and_openai_client(served, tiny_llama):
     result = client.completions.create(
         model="tiny", prompt="Once upon a time", max_tokens=5, temperature=0, logprobs=2
     )
-    local = tiny_llama.generate(["Once upon a time"], GenerationConfig(max_new_tokens=5))[0]
+    local = tiny_llama.generate([GenerateRequest("Once upon a time", chat=False)], GenerationConfig(max_new_tokens=5))[0]
     assert result.choices[0].text == local.text
     assert len(result.choices[0].logprobs.token_logprobs) == len(local.token_ids)
     assert all(math.isfinite(v) for v in result.choices[0].logprobs.token_logprobs)

@@ -16,12 +16,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
-from nevermind.cli import models_cmd  # noqa: E402  (commands register themselves on `app`)
-from nevermind.cli import train_cmd  # noqa: E402,F401
-from nevermind.cli import eval_cmd  # noqa: E402,F401
-from nevermind.cli import sweep_cmd  # noqa: E402,F401
-from nevermind.cli import perplexity_cmd  # noqa: E402,F401
-from nevermind.cli import experiment_cmd, rank_cmd, serve_cmd, winrate_cmd  # noqa: E402,F401
+from nevermind.cli import (  # noqa: F401
+    eval_cmd,
+    experiment_cmd,
+    models_cmd,
+    perplexity_cmd,
+    rank_cmd,
+    serve_cmd,
+    sweep_cmd,
+    train_cmd,
+    winrate_cmd,
+)
 
 _ = models_cmd
 

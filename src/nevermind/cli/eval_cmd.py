@@ -38,6 +38,7 @@ def eval_command(
     batch_size: Annotated[int | None, typer.Option(help=_HELP["batch_size"])] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help=_HELP["max_new_tokens"])] = None,
     seed: Annotated[int | None, typer.Option(help=_HELP["seed"])] = None,
+    backend: Annotated[str | None, typer.Option(help=_HELP["backend"])] = None,
     device: Annotated[str | None, typer.Option(help=_HELP["device"])] = None,
     dtype: Annotated[str | None, typer.Option(help=_HELP["dtype"])] = None,
     adapters: Annotated[str | None, typer.Option(help=_HELP["adapters"] + " Comma-separated.")] = None,
@@ -50,7 +51,7 @@ def eval_command(
     listed = {"tasks": tasks, "lengths": lengths, "depths": depths, "adapters": adapters}
     overrides: dict[str, Any] = {key: split_list(value) for key, value in listed.items() if value is not None}
     overrides.update(models=model or None, limit=limit, out=out, batch_size=batch_size,
-                     max_new_tokens=max_new_tokens, seed=seed, device=device, dtype=dtype,
+                     max_new_tokens=max_new_tokens, seed=seed, backend=backend, device=device, dtype=dtype,
                      data=dict(data_file(item) for item in data) if data else None)
     resolved = resolve_config(config, overrides)
     with progress_bar() as progress:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -41,25 +41,28 @@ def generate_command(
     prompt: Annotated[list[str], typer.Argument(help="Prompt text; several prompts are generated as one batch.")],
     model: Annotated[str, typer.Option("-m", "--model", help="Bundled name, hub id, local directory or .gguf file.")],
     chat: Annotated[
-        Optional[bool], typer.Option("--chat/--no-chat", help="Apply the chat template (default: on).")
+        bool | None, typer.Option("--chat/--no-chat", help="Format the prompt as a user turn with the chat template (default; the plain <|user|> template for a model without one). --no-chat continues raw text.")
     ] = True,
     max_new_tokens: Annotated[int, typer.Option(help="Maximum tokens to generate.", min=1)] = 128,
     temperature: Annotated[float, typer.Option(help="0 = greedy; above 0 samples.", min=0.0)] = 0.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.", min=0.0, max=1.0)] = 1.0,
-    seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
-    stop: Annotated[Optional[list[str]], typer.Option(help="Stop string (repeatable).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
+    backend: Annotated[
+        str, typer.Option(help="Model backend: auto (openai for an http URL, else hf), hf, vllm, llamacpp, openai.")
+    ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per prompt.")] = False,
     adapter: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--adapter",
             help="Decode-time adapter NAME or NAME:key=value,... (repeatable): rules, keywords, inhibition.",
         ),
     ] = None,
     rope: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="RoPE scaling KIND:ALPHA[:LAYERS]: ntk:4, dynamic:2, linear:4:global (Gemma 3 groups)."),
     ] = None,
 ) -> None:
@@ -77,7 +80,7 @@ def generate_command(
     except ValueError as error:
         raise NevermindError(str(error)) from None
     with status_spinner(f"loading {model}") as say:
-        lm = load_model(model, device=device, dtype=dtype, on_status=say, rope=scaling)
+        lm = load_model(model, backend=backend, device=device, dtype=dtype, on_status=say, rope=scaling)
         adapters = [build_adapter(spec, lm) for spec in adapter or ()]
         say(f"generating with {model}" + "".join(f" + {spec}" for spec in adapter or ()))
         outputs = generate_with_adapters(lm, [GenerateRequest(p, chat=chat) for p in prompt], config, adapters)

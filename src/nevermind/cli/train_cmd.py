@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,48 +13,48 @@ from nevermind.cli.console import err_console
 @app.command("train")
 def train_command(
     model: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("-m", "--model", help="Base model: bundled name, hub id, local dir or .gguf."),
     ] = None,
     recipe: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="instruction, response, or single-task:NAME (gsm8k, mbpp, poems; others need --data)."
         ),
     ] = None,
     data: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="JSONL file or `datasets` folder of conversations (see docs/training.md)."),
     ] = None,
     lora: Annotated[
-        Optional[bool], typer.Option("--lora/--full", help="LoRA adapter (default) or full finetuning.")
+        bool | None, typer.Option("--lora/--full", help="LoRA adapter (default) or full finetuning.")
     ] = None,
     config_file: Annotated[
-        Optional[str], typer.Option("--config", help="YAML file of TrainConfig keys.")
+        str | None, typer.Option("--config", help="YAML file of TrainConfig keys.")
     ] = None,
     preset: Annotated[
-        Optional[str], typer.Option(help="mini (CPU, < 15 min) or paper (seed 001, GPU).")
+        str | None, typer.Option(help="mini (CPU, < 15 min) or paper (seed 001, GPU).")
     ] = None,
     max_steps: Annotated[
-        Optional[int], typer.Option(help="Optimizer steps (overrides epochs).", min=1)
+        int | None, typer.Option(help="Optimizer steps (overrides epochs).", min=1)
     ] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Passes over the data.", min=0.0)] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Examples drawn from the recipe.", min=1)] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the data.", min=0.0)] = None,
+    limit: Annotated[int | None, typer.Option(help="Examples drawn from the recipe.", min=1)] = None,
     learning_rate: Annotated[
-        Optional[float], typer.Option("--lr", help="Peak learning rate.", min=0.0)
+        float | None, typer.Option("--lr", help="Peak learning rate.", min=0.0)
     ] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Examples per forward pass.", min=1)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass.", min=1)] = None,
     grad_accum: Annotated[
-        Optional[int], typer.Option(help="Forward passes per optimizer step.", min=1)
+        int | None, typer.Option(help="Forward passes per optimizer step.", min=1)
     ] = None,
     max_length: Annotated[
-        Optional[int], typer.Option(help="Tokens per example (truncated beyond).", min=8)
+        int | None, typer.Option(help="Tokens per example (truncated beyond).", min=8)
     ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for data sampling and training.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for data sampling and training.")] = None,
     output_dir: Annotated[
-        Optional[str], typer.Option("-o", "--output-dir", help="Checkpoint directory.")
+        str | None, typer.Option("-o", "--output-dir", help="Checkpoint directory.")
     ] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
 ) -> None:
     """Finetune MODEL on a recipe; the checkpoint directory then works wherever a model is named (-m DIR)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -93,7 +93,7 @@ def _from_archive(archive: Path) -> list[Poem]:
 def _from_directory(directory: Path) -> list[Poem]:
     poems = []
     for path in sorted(directory.rglob("*.txt")):
-        stem = path.stem[3:] if path.stem.startswith("en.") else path.stem
+        stem = path.stem.removeprefix("en.")
         if stem.split(".")[0] in SKIP:
             continue
         poems += split_poems(_poet(stem), path.read_text(encoding="utf-8", errors="replace"))

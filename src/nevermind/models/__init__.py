@@ -1,10 +1,21 @@
-"""Models: one interface (generate, score) over backends, and the registry of model names."""
+"""Models: one interface (generate, score, next-token and sequence log-probabilities) over backends
+registered by name, and the registry of model names (bundled, GGUF, local, hub)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from nevermind.models.base import LanguageModel
+from nevermind.models.backends import (
+    BACKENDS,
+    available_backends,
+    get_backend,
+    install_hint,
+    pick_backend,
+    prepare_model,
+    register_backend,
+)
+from nevermind.models.base import CAPABILITIES, LanguageModel, require
 from nevermind.models.chat import format_chat, plain_chat_format
 from nevermind.models.registry import BUNDLED, BundledModel, cache_root, resolve_model
 from nevermind.models.requests import (
@@ -12,19 +23,19 @@ from nevermind.models.requests import (
     Generation,
     GenerationConfig,
     Message,
+    NextTokenRequest,
     ScoreRequest,
     ScoreResult,
+    TokenLogprobs,
+    TokensPrompt,
 )
 from nevermind.models.rope import RopeScaling
-
-BACKENDS = ("hf", "openai")
-"""Backends that `load_model` knows: transformers, and any OpenAI-compatible HTTP endpoint."""
 
 
 def load_model(
     name: str,
     *,
-    backend: str = "hf",
+    backend: str = "auto",
     device: str = "auto",
     dtype: str = "auto",
     on_status: Callable[[str], None] | None = None,
@@ -34,40 +45,42 @@ def load_model(
 ) -> LanguageModel:
     """Load a model by bundled name, hub id, local directory, GGUF file, or endpoint URL.
 
-    An http(s) URL ("http://127.0.0.1:8000/v1#model") selects the "openai" backend. `rope` scales its rotary position embedding ("ntk:4", "dynamic:2", "linear:4[:global]");
-    `max_positions` overrides the context length its config declares."""
-    from nevermind.errors import NevermindError
-
-    if backend == "openai" or name.startswith(("http://", "https://")):
-        if rope is not None or max_positions is not None:
-            raise NevermindError("rope scaling and max_positions need a local model, not an HTTP endpoint")
-        from nevermind.models.openai_api import OpenAIModel
-
-        return OpenAIModel.load(name, **options)
-    if backend == "hf":
-        from nevermind.models.hf import HFModel
-
-        return HFModel.load(
-            name, device=device, dtype=dtype, on_status=on_status, rope=rope, max_positions=max_positions, **options
-        )
-    raise NevermindError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    `backend` picks the registered backend ("hf", "openai", "vllm", "llamacpp", ...); "auto" means
+    openai for an http(s) URL ("http://127.0.0.1:8000/v1#model") and hf otherwise. `rope` scales the
+    rotary position embedding ("ntk:4", "dynamic:2", "linear:4[:global]"); `max_positions` overrides
+    the context length the config declares. Backend-specific options pass through `options`."""
+    entry = get_backend(pick_backend(name, backend))
+    return entry.loader(
+        name, device=device, dtype=dtype, on_status=on_status, rope=rope, max_positions=max_positions, **options
+    )
 
 
 __all__ = [
     "BACKENDS",
     "BUNDLED",
+    "CAPABILITIES",
     "BundledModel",
     "GenerateRequest",
     "Generation",
     "GenerationConfig",
     "LanguageModel",
     "Message",
-    "ScoreRequest",
+    "NextTokenRequest",
     "RopeScaling",
+    "ScoreRequest",
     "ScoreResult",
+    "TokenLogprobs",
+    "TokensPrompt",
+    "available_backends",
     "cache_root",
     "format_chat",
+    "get_backend",
+    "install_hint",
     "load_model",
+    "pick_backend",
     "plain_chat_format",
+    "prepare_model",
+    "register_backend",
+    "require",
     "resolve_model",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from nevermind.models.requests import GenerateRequest, Message
+from nevermind.models.requests import GenerateRequest, Message, TokensPrompt
 
 PLAIN_TEMPLATE_ROLES = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
 """Role markers of the plain template used for base models without a chat template.
@@ -39,13 +40,20 @@ def format_chat(tokenizer: Any, messages: Sequence[Message], add_generation_prom
     return plain_chat_format(messages, add_generation_prompt)
 
 
+def uses_chat(request: GenerateRequest) -> bool:
+    """Whether a request is chat-formatted: always for messages, never for token ids, and for a
+    string unless it asks for raw text (chat=False) — one default for the CLI and the API."""
+    if isinstance(request.prompt, TokensPrompt):
+        return False
+    return request.chat is not False or not isinstance(request.prompt, str)
+
+
 def prompt_text(tokenizer: Any, request: GenerateRequest) -> str:
-    """The text a request asks the model to continue."""
+    """The text a request asks the model to continue (token prompts are decoded, for display)."""
     prompt = request.prompt
-    use_chat = request.chat if request.chat is not None else not isinstance(prompt, str)
-    if not use_chat:
-        if not isinstance(prompt, str):
-            raise ValueError("a message list needs chat formatting (chat=True)")
+    if isinstance(prompt, TokensPrompt):
+        return tokenizer.decode(list(prompt.ids))
+    if isinstance(prompt, str) and not uses_chat(request):
         return prompt
     messages: Sequence[Message] = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     return format_chat(tokenizer, messages)

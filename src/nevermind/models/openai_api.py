@@ -18,8 +18,16 @@ from urllib.parse import urlsplit
 import httpx
 
 from nevermind.errors import NevermindError
-from nevermind.models.chat import plain_chat_format
-from nevermind.models.requests import GenerateRequest, Generation, GenerationConfig, ScoreRequest, ScoreResult
+from nevermind.models.backends import register_backend
+from nevermind.models.chat import plain_chat_format, uses_chat
+from nevermind.models.requests import (
+    GenerateRequest,
+    Generation,
+    GenerationConfig,
+    NextTokenRequest,
+    ScoreRequest,
+    ScoreResult,
+)
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 """HTTP statuses worth retrying (rate limits, overload, transient server errors)."""
@@ -115,8 +123,11 @@ def parse_model_url(spec: str) -> tuple[str, str | None]:
 class OpenAIModel:
     """A model behind an OpenAI-compatible endpoint, implementing generate and score."""
 
+    backend = "openai"
+    capabilities = frozenset({"generate", "score", "next_token"})
     tokenizer: Any = None
     """No local tokenizer: text is tokenized by the server."""
+    eos_token_ids: frozenset[int] = frozenset()
 
     def __init__(self, endpoint: Endpoint, model: str | None = None, *, concurrency: int = 4) -> None:
         self.endpoint = endpoint
@@ -143,11 +154,37 @@ class OpenAIModel:
         chat template is applied only by `generate`, through chat/completions)."""
         if isinstance(request, str):
             request = GenerateRequest(request)
-        use_chat = request.chat if request.chat is not None else not isinstance(request.prompt, str)
+        use_chat = uses_chat(request)
         if not use_chat:
             return str(request.prompt)
         prompt = request.prompt
         return plain_chat_format([{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt)
+
+    def encode(self, text: str, *, prefix: bool = True) -> list[int]:
+        """Not available: the endpoint tokenizes."""
+        raise NevermindError(f"{self.name}: a remote endpoint has no local tokenizer (needs --backend hf)")
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Not available: the endpoint tokenizes."""
+        raise NevermindError(f"{self.name}: a remote endpoint has no local tokenizer (needs --backend hf)")
+
+    def info(self) -> dict[str, Any]:
+        """What is known locally about the endpoint's model."""
+        return {"backend": self.backend, "endpoint": self.endpoint.base_url, "context_length": None}
+
+    def next_token_logprobs(
+        self,
+        requests: Sequence[NextTokenRequest],
+        *,
+        batch_size: int = 16,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> list[list[float]]:
+        """Each candidate scored as a continuation of the (text) prompt through echoed log-probabilities."""
+        flat = [ScoreRequest(str(r.prompt), c) for r in requests for c in r.candidates]
+        if any(not isinstance(r.prompt, str) for r in requests):
+            raise NevermindError(f"{self.name}: token prompts need a local backend")
+        scores = iter(self.score(flat, batch_size=batch_size, on_batch=on_batch))
+        return [[next(scores).logprob for _ in r.candidates] for r in requests]
 
     def _sampling(self, config: GenerationConfig) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -165,7 +202,7 @@ class OpenAIModel:
     def _generate_one(self, request: GenerateRequest | str, config: GenerationConfig) -> Generation:
         if isinstance(request, str):
             request = GenerateRequest(request)
-        use_chat = request.chat if request.chat is not None else not isinstance(request.prompt, str)
+        use_chat = uses_chat(request)
         payload = self._sampling(config)
         if use_chat:
             prompt = request.prompt
@@ -193,8 +230,11 @@ class OpenAIModel:
         logits_processors: Sequence[Any] = (),
         batch_size: int = 16,
         on_batch: Callable[[int, int], None] | None = None,
+        on_token: Any = None,
     ) -> list[Generation]:
         """One Generation per request (sent `concurrency` at a time); token ids are not returned."""
+        if on_token is not None:
+            raise NevermindError(f"{self.name}: streaming tokens from a remote endpoint is not supported")
         if logits_processors:
             raise NevermindError(
                 "logits processors cannot run on a remote endpoint; serve the model with --adapter instead"
@@ -250,3 +290,13 @@ class OpenAIModel:
                 if on_batch:
                     on_batch(len(batch), sum(len(s.token_logprobs) for s in scored))
         return results
+
+
+@register_backend("openai", extra="serve", description="any OpenAI-compatible HTTP endpoint")
+def load_openai(name: str, *, rope: Any = None, max_positions: int | None = None, **options: Any) -> OpenAIModel:
+    """The endpoint backend's loader: `name` is "URL#model"; device and dtype do not apply."""
+    if rope is not None or max_positions is not None:
+        raise NevermindError("rope scaling and max_positions need a local model, not an HTTP endpoint")
+    for ignored in ("device", "dtype", "on_status"):
+        options.pop(ignored, None)
+    return OpenAIModel.load(name, **options)

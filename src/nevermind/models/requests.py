@@ -1,9 +1,11 @@
-"""The two kinds of model request (generate, score) and their results, shared by every backend."""
+"""The model requests (generate, score, next-token and sequence log-probabilities) and their results,
+shared by every backend."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence, TypedDict, Union
+from typing import Literal, TypedDict, Union
 
 
 class Message(TypedDict):
@@ -13,8 +15,22 @@ class Message(TypedDict):
     content: str
 
 
-Prompt = Union[str, Sequence[Message]]
+@dataclass(frozen=True)
+class TokensPrompt:
+    """A prompt given as token ids (already formatted; used as they are, no BOS added)."""
+
+    ids: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", tuple(int(i) for i in self.ids))
+        if not self.ids:
+            raise ValueError("a token prompt needs at least one token id")
+
+
+Prompt = Union[str, Sequence[Message], TokensPrompt]
 FinishReason = Literal["stop", "eos", "length"]
+TokenCallback = Callable[[int, int], "bool | None"]
+"""`on_token(request_index, token_id)` during generation; returning False stops that request."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +60,13 @@ class GenerationConfig:
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """Text to continue: raw text, or chat messages formatted by the model's chat template."""
+    """What to continue: text or chat messages (formatted by the model's chat template, or seed 001's
+    plain template for a model without one), or token ids used as they are."""
 
     prompt: Prompt
     chat: bool | None = None
-    """Apply chat formatting; None means: yes for a message list, no for a string."""
+    """Apply chat formatting. None (the default) means yes: a string is one user turn. False sends a
+    string as raw text to be continued. Token prompts are never formatted."""
 
 
 @dataclass
@@ -71,6 +89,33 @@ class ScoreRequest:
 
     context: str
     continuation: str
+
+
+@dataclass(frozen=True)
+class NextTokenRequest:
+    """Log-probabilities of a few candidate next tokens after a prompt (judges' verdicts, moderators)."""
+
+    prompt: str | TokensPrompt
+    """Raw text (already formatted; BOS added like any prompt) or token ids."""
+    candidates: tuple[str, ...]
+    """Strings that must each be one token of the model's vocabulary (e.g. "1", "2", "Yes", "No")."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "candidates", tuple(self.candidates))
+        if not self.candidates:
+            raise ValueError("a next-token request needs at least one candidate")
+
+
+@dataclass
+class TokenLogprobs:
+    """Per-token log-probabilities of a token sequence (each token given the tokens before it)."""
+
+    token_ids: list[int]
+    """The sequence scored."""
+    logprobs: list[float | None]
+    """logprobs[j] = log p(token j | tokens < j); None for token 0 and for positions not asked for."""
+    top: list[list[tuple[int, float]]] | None = None
+    """With top_k > 0: at every position j ≥ 1, the k most likely tokens and their log-probabilities."""
 
 
 @dataclass

@@ -166,14 +166,26 @@ def inv_freqs(model: Any) -> dict[str, torch.Tensor]:
     return found
 
 
-def reset_rope_state(model: Any) -> None:
+def reset_rope_state(model: Any, *, missing_ok: bool = False) -> None:
     """Undo the state dynamic NTK keeps after a long sequence (its enlarged base), so the
-    next measurement starts from the model as loaded. A no-op for static scaling."""
+    next measurement starts from the model as loaded. A no-op for static scaling; with
+    `missing_ok`, rotary modules that keep no original frequencies are left alone."""
     for module in _rotary_modules(model):
         groups = module.rope_type if isinstance(module.rope_type, dict) else {"": module.rope_type}
         for layer_type in groups:
             prefix = f"{layer_type}_" if layer_type else ""
-            original = getattr(module, f"{prefix}original_inv_freq")
+            original = getattr(module, f"{prefix}original_inv_freq", None)
+            if original is None:
+                if missing_ok:
+                    continue
+                raise NevermindError(f"rotary module {type(module).__name__} keeps no original frequencies")
             module.register_buffer(f"{prefix}inv_freq", original.clone(), persistent=False)
             setattr(module, f"{prefix}max_seq_len_cached", module.original_max_seq_len)
         module.max_seq_len_cached = module.original_max_seq_len
+
+
+def rope_bases(model: Any) -> dict[str, float]:
+    """Effective rope base of each layer type ("all" when shared), read back from inv_freq."""
+    dim = head_dim(model.config)
+    # inv_freq[i] = c · base^(-2i/dim), c = 1/factor for linear scaling: the ratio gives the base.
+    return {(k or "all"): float((v[1].double() / v[0].double()) ** (-dim / 2)) for k, v in inv_freqs(model).items()}

@@ -4,6 +4,7 @@ Add a section (e.g. perplexity curves) with `register_section(name, title, rende
 `render(context)` returns Markup built with `render(template, ...)` (autoescaped) and plots
 embedded with `figure_html(matplotlib_figure, alt)`."""
 
+from nevermind.report import context_scaling  # noqa: F401  (registers its section)
 from nevermind.report.html import (
     SECTIONS,
     ReportContext,
@@ -16,7 +17,6 @@ from nevermind.report.html import (
     write_report,
 )
 from nevermind.report.plots import figure_html, grid_heatmaps, score_bars
-from nevermind.report import context_scaling  # noqa: E402,F401  (registers its section)
 
 __all__ = [
     "SECTIONS",

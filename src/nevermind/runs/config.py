@@ -47,6 +47,9 @@ class SuiteOptions(BaseModel):
         default=None, ge=1, description="Cap on generated tokens per answer (each task's own default if unset)."
     )
     batch_size: int = Field(default=16, ge=1, description="Prompts generated together in one batch.")
+    backend: str = Field(
+        default="auto", description="Model backend: auto (openai for an http URL, else hf), hf, vllm, llamacpp, openai."
+    )
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1 ...")
     dtype: str = Field(default="auto", description="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16.")
     adapters: list[str] = Field(
@@ -149,13 +152,15 @@ class RunSpec(SuiteOptions):
 
     # Fields that change outputs; batch size and device only change speed (up to float rounding).
     IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = ("model", "tasks", "limit", "seed", "lengths", "depths",
-                                                  "max_new_tokens", "dtype", "adapters")
+                                                  "max_new_tokens", "dtype", "adapters", "backend")
 
     @property
     def run_id(self) -> str:
         """Deterministic name: the model's short name and a hash of every option that changes outputs."""
         identity = self.model_dump(include=set(self.IDENTITY_FIELDS), mode="json")
         identity["tasks"] = sorted(identity["tasks"])
+        if identity.get("backend") == "auto":  # the default keeps run ids of earlier versions
+            identity.pop("backend")
         if self.data_sha256:  # the data's content, not its path (absent: run ids from before --data hold)
             identity["data"] = dict(sorted(self.data_sha256.items()))
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]

@@ -68,11 +68,11 @@ def run_eval(config: EvalConfig, *, progress: RunProgress | None = None, load: A
     """Run every model of `config` in turn (one run directory each, resumed when it exists)."""
     check_task_names(config.tasks)
     check_data_files(config.data)
-    if load is None:  # an unknown model fails here, before any run directory is made for it
-        from nevermind.models import resolve_model
+    if load is None:  # an unknown model or backend fails here, before any run directory is made for it
+        from nevermind.models.backends import prepare_model
 
         for model in config.models:
-            resolve_model(model, on_convert=(progress or SilentProgress()).status)
+            prepare_model(model, config.backend, (progress or SilentProgress()).status)
     out = prepare_out_dir(config.out)
     index = RunIndex(out)
     return [run_model(spec, out, index=index, progress=progress, load=load) for spec in config.run_specs()]
@@ -123,7 +123,8 @@ def _attempt(
         progress.status(f"loading {spec.model}")
         if load is None:
             from nevermind.models import load_model as load
-        model = load(spec.model, device=spec.device, dtype=spec.dtype, on_status=progress.status)
+        model = load(spec.model, backend=spec.backend, device=spec.device, dtype=spec.dtype,
+                     on_status=progress.status)
     options = task_options(spec)
     tasks: list[tuple[Task, list[Sample]]] = []
     for name in spec.tasks:

@@ -22,9 +22,10 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from nevermind.errors import NevermindError
 from nevermind.models.chat import format_chat
