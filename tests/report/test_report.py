@@ -193,7 +193,7 @@ def test_echo_rates_sit_beside_the_scores_for_every_model(tmp_path):
         run.update_meta(status="finished", attempts=1)
         RunIndex(tmp_path).start(spec, run.path, attempts=1, started=f"2026-01-0{len(model) % 9 + 1}", n_samples=4)
     html = build_report(load_runs([tmp_path]))
-    header = re.search(r"<tr><th>task</th><th>metric</th>(.*?)</tr>", html, re.S).group(1)
+    header = re.search(r"<tr><th>task</th><th>metric</th>(.*?)</tr>", html, re.DOTALL).group(1)
     for label in ("smollm2-135m-instruct", "gemma-3-270m", "third"):
         assert f"<th>{label}</th>" in header and f">{label}: echo</th>" in header
     for echoes in ([0, 0, 0, 1], [1, 1, 1, 0]):
