@@ -151,7 +151,7 @@ class NeedleTask:
             for c, (length, depth) in enumerate(cells):
                 needle = needles[(opts.seed + c + round_ * step) % len(needles)]
                 hay_tokens = length - count_tokens(self.tokenizer, needle.sentence)
-                key = (opts.seed + round_, hay_tokens)
+                key = (opts.seed + round_ % NEEDLES_PER_CELL, hay_tokens)  # a few haystacks, reused
                 if key not in haystacks:
                     haystacks[key] = self._haystack(*key)
                 document, actual = insert_at_depth(haystacks[key], needle.sentence, depth)

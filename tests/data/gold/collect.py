@@ -49,7 +49,7 @@ def main() -> None:
                 gid, label, reason = line.split("\t")
                 old.setdefault(gid, {"gid": gid}).update(label=json.loads(label), reason=reason)
     records, cache = [], {}
-    for run in sorted(p for p in args.runs.iterdir() if (p / "config.yaml").is_file()):
+    for run in sorted(p for p in args.runs.iterdir() if (p / "samples.jsonl").is_file()):
         config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
         adapters = list(config.get("adapters") or [])
         tag = "+".join(adapters) or "plain"
