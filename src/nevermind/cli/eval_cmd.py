@@ -42,7 +42,7 @@ def eval_command(
     device: Annotated[str | None, typer.Option(help=_HELP["device"])] = None,
     dtype: Annotated[str | None, typer.Option(help=_HELP["dtype"])] = None,
     adapters: Annotated[str | None, typer.Option(help=_HELP["adapters"] + " Comma-separated.")] = None,
-    data: Annotated[list[str] | None, typer.Option(help=_HELP["data"] + " Repeatable.")] = None,
+    data: Annotated[list[str] | None, typer.Option(metavar="[TASK=]FILE", help=_HELP["data"] + " Repeatable.")] = None,
 ) -> None:
     """Run tasks on one or more models; the same command again resumes where it stopped."""
     from nevermind.runs import resolve_config
