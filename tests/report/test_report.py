@@ -180,3 +180,25 @@ def test_out_dir_moved_after_indexing(tmp_path):
     make_run(tmp_path / "old", "gemma-3-270m", [1])
     (tmp_path / "old").rename(tmp_path / "new")  # the index holds the old paths; the children still count
     assert sorted(run.label for run in load_runs([tmp_path / "new"])) == ["gemma-3-270m", "smollm2-135m-instruct"]
+
+
+def test_echo_rates_sit_beside_the_scores_for_every_model(tmp_path):
+    for model, echoes in (("smollm2-135m-instruct", [0, 0, 0, 1]), ("gemma-3-270m", [1, 1, 1, 0]), ("third", None)):
+        spec = RunSpec(model=model, tasks=["override"])
+        run = RunDir.create(tmp_path, spec)
+        run.append([SampleRecord(task="override", id=f"o-{i}", messages=[{"role": "user", "content": "q"}],
+                                 output="a", value=float(i % 2), explanation="x",
+                                 extra={"new_answer": 1.0} | ({"echo": float(e)} if echoes else {}))
+                    for i, e in enumerate(echoes or [0, 0])])  # fmt: skip
+        run.update_meta(status="finished", attempts=1)
+        RunIndex(tmp_path).start(spec, run.path, attempts=1, started=f"2026-01-0{len(model) % 9 + 1}", n_samples=4)
+    html = build_report(load_runs([tmp_path]))
+    header = re.search(r"<tr><th>task</th><th>metric</th>(.*?)</tr>", html, re.DOTALL).group(1)
+    for label in ("smollm2-135m-instruct", "gemma-3-270m", "third"):
+        assert f"<th>{label}</th>" in header and f">{label}: echo</th>" in header
+    for echoes in ([0, 0, 0, 1], [1, 1, 1, 0]):
+        mean, se = mean_and_se(echoes)
+        assert re.search(rf'<td class="num echo" rowspan="2">{mean:.3f} ± {se:.3f}</td>', html)
+    assert '<td class="num echo" rowspan="2">–</td>' in html  # a run without echo records
+    assert "<td>override</td><td>echo</td>" not in html  # echo is its own column, not a score row
+    assert html.count('<img class="plot"') == 1

@@ -87,6 +87,6 @@ def test_shipped_small_suite_config():
     from nevermind.tasks import available_tasks
 
     config = resolve_config(Path(__file__).parents[2] / "configs" / "suite-small.yaml")
-    assert config.models == ["smollm2-135m-instruct"]
+    assert config.models == ["smollm2-135m-instruct", "gemma-3-270m"]  # the base and the instruction-tuned model
     assert set(config.tasks) == {"needle", "override", "moderation", "jailbreak"} <= set(available_tasks())
     assert config.lengths and max(config.lengths) <= 1000 and config.limit

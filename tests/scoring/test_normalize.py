@@ -43,3 +43,9 @@ def test_compact_joins_spelled_forms():
 
 def test_fold_keeps_punctuation():
     assert fold("Café, OK") == "cafe, ok"
+
+
+def test_thousands_separators_join_digit_groups():
+    assert normalize("It is 7,481.") == "it is 7481"
+    assert normalize("7,221,385") == normalize("7\u202f221\u202f385") == "7221385"
+    assert normalize("1,2,3 and 100, 200") == "1 2 3 and 100 200"  # lists of numbers stay apart

@@ -96,3 +96,36 @@ def test_needle_needs_a_tokenizer():
 
     with pytest.raises(NevermindError, match="tokenizer"):
         build_task("needle", TaskOptions(lengths=[100], depths=[0])).samples()
+
+
+# Defects found by review (issue 11): each of these failed on the scorer before the fix.
+
+
+@pytest.fixture(scope="module")
+def orion(tiny_llama):
+    task = build_task("needle", TaskOptions(lengths=[200], depths=[0, 50]), tiny_llama.tokenizer)
+    samples = [s for s in task.samples() if s.metadata["needle"] == "orion-number"]
+    return task, samples
+
+
+@pytest.mark.parametrize("answer", ["7,481", "The number is 7,481.", "seven thousand, four hundred and eighty-one"])
+def test_a_number_with_a_thousands_separator_is_the_number(orion, answer):
+    task, samples = orion
+    assert task.score(samples[0], answer).value == 1.0
+
+
+def test_quoting_the_needle_sentence_is_an_answer_not_an_echo(orion):
+    task, samples = orion
+    score = task.score(samples[0], "The special magic number for the Orion archive is 7481.")
+    assert score.value == 1.0 and score.extra.get("echo") == 0.0
+
+
+def test_copying_the_document_from_its_start_earns_nothing(tiny_llama):
+    task = build_task("needle", TaskOptions(lengths=[200], depths=[0]), tiny_llama.tokenizer)
+    sample = task.samples()[0]
+    document = sample.messages[0]["content"].split("<document>\n", 1)[1]
+    echo = "<document>\n" + " ".join(document.split()[:40])  # the needle sentence, then the haystack
+    assert task.score(sample, " ".join(document.split()[:40])[:-1]).value == 0.0
+    score = task.score(sample, echo)
+    assert sample.target["answers"][0].split()[0] in echo
+    assert score.value == 0.0 and score.extra.get("echo") == 1.0, score.explanation

@@ -15,6 +15,14 @@ from nevermind.runs.config import EvalConfig, split_list
 _HELP = {name: field.description for name, field in EvalConfig.model_fields.items()}
 
 
+def data_file(item: str) -> tuple[str, str]:
+    """`--data TASK=FILE` → (TASK, FILE); `--data FILE` → ("", FILE), the run's only task."""
+    task, sep, path = item.partition("=")
+    if sep and task and "/" not in task and "." not in task:
+        return task.strip(), path
+    return "", item
+
+
 @app.command("eval")
 def eval_command(
     model: Annotated[list[str] | None, typer.Option("-m", "--model", help=_HELP["models"] + " Repeatable.")] = None,
@@ -33,6 +41,7 @@ def eval_command(
     device: Annotated[str | None, typer.Option(help=_HELP["device"])] = None,
     dtype: Annotated[str | None, typer.Option(help=_HELP["dtype"])] = None,
     adapters: Annotated[str | None, typer.Option(help=_HELP["adapters"] + " Comma-separated.")] = None,
+    data: Annotated[list[str] | None, typer.Option(metavar="[TASK=]FILE", help=_HELP["data"] + " Repeatable.")] = None,
 ) -> None:
     """Run tasks on one or more models; the same command again resumes where it stopped."""
     from nevermind.runs import resolve_config
@@ -41,7 +50,8 @@ def eval_command(
     listed = {"tasks": tasks, "lengths": lengths, "depths": depths, "adapters": adapters}
     overrides: dict[str, Any] = {key: split_list(value) for key, value in listed.items() if value is not None}
     overrides.update(models=model or None, limit=limit, out=out, batch_size=batch_size,
-                     max_new_tokens=max_new_tokens, seed=seed, backend=backend, device=device, dtype=dtype)
+                     max_new_tokens=max_new_tokens, seed=seed, backend=backend, device=device, dtype=dtype,
+                     data=dict(data_file(item) for item in data) if data else None)
     resolved = resolve_config(config, overrides)
     with progress_bar() as progress:
         results = run_eval(resolved, progress=progress)

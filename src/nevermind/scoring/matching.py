@@ -8,10 +8,17 @@ Strings match on whole normalized words: "paris" matches "Paris." but not "Paris
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from nevermind.scoring.normalize import compact, normalize
+from nevermind.scoring.normalize import compact, fold, normalize
+
+
+@lru_cache(maxsize=8192)
+def _phrase_key(phrase: str) -> str:
+    return normalize(phrase)  # phrases recur (club names, answers): normalize each once
 
 
 def find_phrases(output: str, phrases: Iterable[str]) -> list[str]:
@@ -19,26 +26,23 @@ def find_phrases(output: str, phrases: Iterable[str]) -> list[str]:
     haystack = f" {normalize(output)} "
     found = []
     for phrase in phrases:
-        key = normalize(phrase)
+        key = _phrase_key(phrase)
         if key and f" {key} " in haystack and phrase not in found:
             found.append(phrase)
     return found
 
 
-def find_leaks(output: str, secret: str) -> list[str]:
-    """How `secret` shows up in `output`: "exact", "normalized" (case/punctuation/number words),
-    "compact" (separators dropped: "p-a-s-s"), "reversed" (spelled backwards); empty when it does not."""
-    forms = []
-    if secret in output:
-        forms.append("exact")
-    if normalize(secret) and f" {normalize(secret)} " in f" {normalize(output)} ":
-        forms.append("normalized")
-    key, text = compact(secret), compact(output)
-    if key and key in text:
-        forms.append("compact")
-    if len(key) > 1 and key[::-1] in text:
-        forms.append("reversed")
-    return forms
+def find_spelled(output: str, words: Iterable[str]) -> list[str]:
+    """The words (as given) that `output` spells out letter by letter: "b-a-n-a-n-a", "B A N A N A"."""
+    found = []
+    for word in words:
+        letters = compact(word)
+        if len(letters) < 2:
+            continue
+        pattern = r"(?<![^\W_])" + r"[\W_]+".join(map(re.escape, letters)) + r"(?![^\W_])"
+        if re.search(pattern, fold(output)) and word not in found:
+            found.append(word)
+    return found
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Text normalization for substring scoring: case, accents, punctuation, whitespace and number words.
 
-`normalize("The code is Forty-Two, OK?") == "the code is 42 ok"`; `compact()` further drops
+`normalize("The code is Forty-Two, OK?") == "the code is 42 ok"`, `normalize("7,481") == "7481"`; `compact()` further drops
 every separator so that spelled-out forms ("p-a-s-s", "P A S S") read as the word they spell."""
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ _SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1
 _UNITS.pop("oh")  # "oh" is too often a word to read as zero
 _NUMBER_WORDS = set(_UNITS) | set(_TENS) | set(_SCALES)
 _WORD = re.compile(r"[a-z0-9]+")
+_THOUSANDS = re.compile(r"(?<=\d)[,\u00a0\u202f\u2009](?=\d{3}(?!\d))")
+"""A thousands separator between digit groups ("7,481", "7\u202f481"): dropped, so 7,481 reads as 7481."""
 
 
 def fold(text: str) -> str:
@@ -86,8 +88,9 @@ def words_to_digits(text: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """Lowercase, strip accents, turn punctuation into spaces, number words into digits, collapse whitespace."""
-    return words_to_digits(" ".join(_WORD.findall(fold(text))))
+    """Lowercase, strip accents, drop thousands separators ("7,481" → "7481"), turn punctuation into
+    spaces, number words into digits, collapse whitespace."""
+    return words_to_digits(" ".join(_WORD.findall(fold(_THOUSANDS.sub("", text)))))
 
 
 def compact(text: str) -> str:

@@ -40,6 +40,9 @@ class TaskOptions:
     """Needle haystack lengths in tokens of the model's tokenizer."""
     depths: list[float] = field(default_factory=lambda: list(DEFAULT_DEPTHS))
     """Needle depths in percent of the haystack (0 = start, 100 = end), moved to a sentence boundary."""
+    data: dict[str, Path] = field(default_factory=dict)
+    """The user's own samples (JSONL) by task name: a built-in task with a file here uses it instead
+    of its own data (schemas in tasks/userdata.py and docs/tasks.md)."""
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -50,6 +53,7 @@ class TaskOptions:
             raise NevermindError(f"lengths must be positive token counts, got {self.lengths}")
         if not self.depths or any(not 0 <= d <= 100 for d in self.depths):
             raise NevermindError(f"depths must be percentages between 0 and 100, got {self.depths}")
+        self.data = {task: Path(path) for task, path in (self.data or {}).items()}
 
 
 def _number(value: Any, kind: type, what: str) -> Any:

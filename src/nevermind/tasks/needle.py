@@ -1,7 +1,8 @@
 """Needle in a haystack: a fact placed at a depth of N tokens of real prose, then a question about it.
 
 The haystack is Paul Graham's essays (data/haystack.py), measured in tokens of the model's
-own tokenizer; the needle goes to the sentence boundary nearest the requested depth."""
+own tokenizer; the needle goes to the sentence boundary nearest the requested depth. The needles
+are built in (NEEDLES) or the user's own (`TaskOptions.data["needle"]`, tasks/userdata.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from typing import Any
 
 from nevermind.data.haystack import haystack_text
 from nevermind.models.requests import GenerationConfig
+from nevermind.scoring.echo import answer_sentences, find_echo, question_sentence
 from nevermind.scoring.matching import match_with_penalties
 from nevermind.tasks.base import Sample, SampleScore, register_task
 from nevermind.tasks.loader import TaskOptions, count_tokens, take, token_ids
+from nevermind.tasks.userdata import NeedleRecord, load_records
 
 NEEDLES_PER_CELL = 2
 """Different needles asked in every (length, depth) cell of the grid."""
@@ -123,19 +126,32 @@ class NeedleTask:
             text = f"{text}\n\n{text}"
         return cut_to_tokens(self.tokenizer, text[:budget], n_tokens)
 
+    def needles(self) -> tuple[Needle, ...]:
+        """The built-in needles, or the user's (`options.data["needle"]`)."""
+        path = self.options.data.get(self.name)
+        if path is None:
+            return NEEDLES
+        records = load_records(path, NeedleRecord, self.name)
+        return tuple(Needle(r.id, r.needle, r.question, tuple(r.answers)) for r in records)
+
     def samples(self) -> list[Sample]:
         """Cells length × depth, NEEDLES_PER_CELL needles each; the first pass covers every cell once."""
         return take(self._generate(), self.options.limit)
 
     def _generate(self) -> Iterator[Sample]:
         opts = self.options
+        needles = self.needles()
         cells = [(length, depth) for length in opts.lengths for depth in opts.depths]
         haystacks: dict[tuple[int, int], str] = {}
-        for round_ in range(NEEDLES_PER_CELL):
+        # Built in: NEEDLES_PER_CELL different needles per cell. The user's: every needle in every cell.
+        builtin = needles is NEEDLES
+        rounds = NEEDLES_PER_CELL if builtin else len(needles)
+        step = len(needles) // NEEDLES_PER_CELL if builtin else 1
+        for round_ in range(rounds):
             for c, (length, depth) in enumerate(cells):
-                needle = NEEDLES[(opts.seed + c + round_ * len(NEEDLES) // NEEDLES_PER_CELL) % len(NEEDLES)]
+                needle = needles[(opts.seed + c + round_ * step) % len(needles)]
                 hay_tokens = length - count_tokens(self.tokenizer, needle.sentence)
-                key = (opts.seed + round_, hay_tokens)
+                key = (opts.seed + round_ % NEEDLES_PER_CELL, hay_tokens)  # a few haystacks, reused
                 if key not in haystacks:
                     haystacks[key] = self._haystack(*key)
                 document, actual = insert_at_depth(haystacks[key], needle.sentence, depth)
@@ -154,8 +170,16 @@ class NeedleTask:
                 )
 
     def score(self, sample: Sample, output: str) -> SampleScore:
-        """1 when any of the needle's answers appears in the output (normalized, whole words), else 0."""
-        match = match_with_penalties(output, sample.target["answers"])
+        """1 when one of the needle's answers appears in the output (normalized, whole words) outside
+        any echo of the prompt (quoting the needle sentence itself is an answer), else 0."""
+        answers = sample.target["answers"]
+        prompt = "\n".join(m["content"] for m in sample.messages)
+        sources = answer_sentences(prompt, answers) + question_sentence(sample.messages)
+        echo = find_echo(output, sample.messages, sources)
+        match = match_with_penalties(echo.mask(), answers)
         return SampleScore(
-            value=match.value, explanation=match.explain("needle answer"), matches={"answer": match.hits}
+            value=match.value,
+            explanation=f"{match.explain('needle answer')}; {echo.explain()}",
+            matches={"answer": match.hits, "echo": [span.text for span in echo.echoes]},
+            extra={"echo": float(echo.echo)},
         )
