@@ -11,3 +11,7 @@ class ModelNotFoundError(NevermindError):
 
 class CorruptModelError(NevermindError):
     """A model file that exists but cannot be read (truncated or corrupt GGUF, broken cache)."""
+
+
+class NevermindWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as one line)."""

@@ -11,6 +11,14 @@ from nevermind.errors import NevermindError
 from nevermind.evals.experiment import load_experiment, run_experiment
 
 
+def without_counts(rows):
+    """Rows without the judged / reused counts (which say what a rerun did, not what it found)."""
+    return [
+        {**r, "winrate": r["winrate"] and {k: v for k, v in r["winrate"].items() if k not in ("judged", "reused")}}
+        for r in rows
+    ]
+
+
 def test_tiny_experiment_end_to_end_and_resume(tiny_llama_dir, tmp_path):
     instructions = tmp_path / "instructions.jsonl"
     lines = ["Name a <b>fruit</b>.", "Say hello.", "Count to three."]
@@ -59,7 +67,11 @@ def test_tiny_experiment_end_to_end_and_resume(tiny_llama_dir, tmp_path):
     assert "Name a &lt;b&gt;fruit&lt;/b&gt;." in report and "<b>fruit</b>" not in report
     stamp = checkpoint.joinpath("config.json").stat().st_mtime
     again = run_experiment(config)  # everything is found on disk
-    assert again["rows"] == summary["rows"] and checkpoint.joinpath("config.json").stat().st_mtime == stamp
+    assert (summary["rows"][0]["winrate"]["judged"], summary["rows"][0]["winrate"]["reused"]) == (12, 0)
+    assert (again["rows"][0]["winrate"]["judged"], again["rows"][0]["winrate"]["reused"]) == (0, 12)
+    assert without_counts(again["rows"]) == without_counts(summary["rows"])
+    assert checkpoint.joinpath("config.json").stat().st_mtime == stamp
+    assert rows["base"]["winrate"]["calibration_pairs"] == 3 and "judge calibration" in report
 
 
 def test_bad_experiment_file_is_one_line(tmp_path):

@@ -96,3 +96,11 @@ def test_load_config_names_file_line_and_flag(tmp_path):
     with pytest.raises(NevermindError, match=r"^--steps: .*'lots'"):
         load_config(Options, None, {"steps": "lots"})
     assert load_config(Options, path, {"steps": 3}).steps == 3
+
+
+def test_repair_never_cuts_a_file_that_is_not_records(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"my own notes\nwithout a final newline")
+    with pytest.raises(NevermindError, match="not touching it"):
+        RecordFile(path, ("k",)).repair()
+    assert path.read_bytes() == b"my own notes\nwithout a final newline"

@@ -62,7 +62,9 @@ def test_completion_with_logprobs_and_openai_client(served, tiny_llama):
     result = client.completions.create(
         model="tiny", prompt="Once upon a time", max_tokens=5, temperature=0, logprobs=2
     )
-    local = tiny_llama.generate([GenerateRequest("Once upon a time", chat=False)], GenerationConfig(max_new_tokens=5))[0]
+    local = tiny_llama.generate(
+        [GenerateRequest("Once upon a time", chat=False)], GenerationConfig(max_new_tokens=5)
+    )[0]
     assert result.choices[0].text == local.text
     assert len(result.choices[0].logprobs.token_logprobs) == len(local.token_ids)
     assert all(math.isfinite(v) for v in result.choices[0].logprobs.token_logprobs)
@@ -75,7 +77,10 @@ def test_completion_with_logprobs_and_openai_client(served, tiny_llama):
 def test_bad_requests_get_openai_errors(served):
     cases = [
         ({"messages": []}, "chat/completions"),
-        ({"messages": [{"role": "user", "content": "x"}], "stream": True}, "chat/completions"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "stream": True, "logprobs": True},
+            "chat/completions",
+        ),
         ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "chat/completions"),
         ({"prompt": "x", "max_tokens": 0}, "completions"),
         ({"prompt": "x", "temperature": -1}, "completions"),
@@ -85,7 +90,7 @@ def test_bad_requests_get_openai_errors(served):
         assert response.status_code == 400, payload
         assert response.json()["error"]["message"]
     with pytest.raises(EndpointError, match="HTTP 400"):
-        Endpoint(served).request("POST", "completions", {"prompt": "x", "stream": True})
+        Endpoint(served).request("POST", "completions", {"prompt": "x", "n": 3})
 
 
 def test_served_adapter_matches_local_adapter_generation(tiny_gemma):

@@ -140,7 +140,7 @@ def test_config_precedence_and_errors(tmp_path):
         paper.warmup_ratio,
     ) == (1e-5, 64, 2048, "linear", 0.03)
     file.write_text("learning_rate: [1\n")
-    with pytest.raises(NevermindError, match=r"train.yaml:\d+: invalid YAML"):
+    with pytest.raises(NevermindError, match=r"train.yaml:\d+: malformed YAML"):
         build_config(None, file)
     file.write_text("learning_rate: fast\n")
     with pytest.raises(NevermindError, match="learning_rate"):

@@ -25,7 +25,7 @@ from nevermind.adapters.moderators import (
     RegexModerator,
     register_moderator,
 )
-from nevermind.adapters.rules import REFERENCE_TOKEN_WEIGHTS, RulesAdapter, RulesConfig
+from nevermind.adapters.rules import REFERENCE_TOKEN_WEIGHTS, TOKEN_PRESETS, RulesAdapter, RulesConfig
 from nevermind.adapters.vocab import TokenSurfaces, token_surfaces
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "RegexModerator",
     "RulesAdapter",
     "RulesConfig",
+    "TOKEN_PRESETS",
     "ThoughtInhibition",
     "TokenSurfaces",
     "adapter_config",

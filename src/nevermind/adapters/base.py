@@ -206,11 +206,14 @@ def generate_with_adapters(
     *,
     batch_size: int = 16,
     on_batch: Callable[[int, int], None] | None = None,
+    on_token: Callable[[int, int], bool | None] | None = None,
 ) -> list[Generation]:
     """Generate with the adapters named by `adapter_specs` (spec strings or built adapters).
 
     Logits processors go to the model's `generate`; at most one decoding adapter (inhibition)
-    may be given, and it applies the processors inside its own loop."""
+    may be given, and it applies the processors inside its own loop. `on_token` (streaming and
+    cancellation, see the model interface) works with logits processors only: a decoding adapter
+    commits tokens in drafts it may roll back."""
     adapters = [_cached_adapter(spec, model) for spec in adapter_specs]
     decoders = [a for a in adapters if is_decoding_adapter(a)]
     processors = [a for a in adapters if not is_decoding_adapter(a)]
@@ -218,7 +221,11 @@ def generate_with_adapters(
         names = ", ".join(getattr(d, "name", type(d).__name__) for d in decoders)
         raise NevermindError(f"at most one decoding adapter per run, got {names}")
     if decoders:
+        if on_token is not None:
+            raise NevermindError(f"adapter {getattr(decoders[0], 'name', '?')!r} cannot stream tokens (on_token)")
         return decoders[0].generate_with(
             model, requests, config, processors, batch_size=batch_size, on_batch=on_batch
         )
-    return model.generate(requests, config, logits_processors=processors, batch_size=batch_size, on_batch=on_batch)
+    return model.generate(
+        requests, config, logits_processors=processors, batch_size=batch_size, on_batch=on_batch, on_token=on_token
+    )

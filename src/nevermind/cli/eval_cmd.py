@@ -23,7 +23,7 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(help=_HELP["limit"])] = None,
     lengths: Annotated[str | None, typer.Option(help=_HELP["lengths"] + " Comma-separated.")] = None,
     depths: Annotated[str | None, typer.Option(help=_HELP["depths"] + " Comma-separated.")] = None,
-    out: Annotated[Path | None, typer.Option(help=_HELP["out"])] = None,
+    out: Annotated[str | None, typer.Option(help=_HELP["out"])] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="YAML file with any of these options; flags override it.")
     ] = None,
@@ -52,12 +52,16 @@ def eval_command(
     for result in results:
         for task, entry in result.summary["tasks"].items():
             for metric, stats in entry["metrics"].items():
-                table.add_row(result.spec.model, task, metric, f"{stats['mean']:.3f} ± {stats['se']:.3f}",
+                table.add_row(result.spec.display_model, task, metric, f"{stats['mean']:.3f} ± {stats['se']:.3f}",
                               str(stats["n"]))
     Console().print(table)
     for result in results:
-        err_console.print(f"[dim]{result.spec.model}: {result.run.path} "
-                          f"({result.generated} generated, {result.resumed} resumed)[/dim]")
+        reused = ""
+        if result.resumed:
+            same = "options and weights fingerprint" if result.spec.weights else "model name and options"
+            reused = f", reused from earlier attempts with the same {same}"
+        err_console.print(f"[dim]{result.spec.display_model}: {result.run.path} "
+                          f"({result.generated} generated, {result.resumed} resumed{reused})[/dim]", soft_wrap=True)
 
 
 @app.command("report")

@@ -22,8 +22,12 @@ def experiment_command(
     from rich.console import Console
     from rich.table import Table
 
-    from nevermind.cli.winrate_cmd import warn_position_bias
+    from nevermind.cli.winrate_cmd import pct, warn_calibration, warn_position_bias
     from nevermind.evals.experiment import load_experiment, run_experiment
+    from nevermind.extras import require
+
+    for module in ("trl", "peft", "datasets"):  # it trains its variants: say so before any work
+        require("train", module, purpose="nevermind experiment")
 
     config = load_experiment(file)
     if out_dir:
@@ -31,24 +35,26 @@ def experiment_command(
     with status_spinner(f"experiment {file}") as say:
         summary = run_experiment(config, on_status=say)
     table = Table(title=f"implicit instruction tuning on {summary['base']} (judge {summary['judge']})")
-    for column in ("model", "win rate vs ref", "LC win rate", "soft win rate", "W/T/L", "judge picks first",
-                   "response ranking"):
+    for column in ("model", "preference vs ref", "controlled", "alpaca_eval LC", "W/T/L", "picks 1st/2nd",
+                   "judge calibration", "response ranking"):
         table.add_column(column)
-    first_rates = []
     for row in summary["rows"]:
         rate, rank = row["winrate"], row["rank"]
-        if rate:
-            first_rates.append(rate["first_position_rate"])
         table.add_row(
             row["model"],
-            f"{rate['win_rate']:.1%} ± {rate['se']:.1%}" if rate else "(reference)",
-            f"{rate['lc_win_rate']:.1%} ± {rate['lc_se']:.1%}" if rate else "",
-            f"{rate['soft_win_rate']:.1%} ± {rate['soft_se']:.1%}" if rate else "",
+            pct(rate["preference"], rate["preference_se"]) if rate else "(reference)",
+            pct(rate["controlled"], rate["controlled_se"]) if rate else "",
+            pct(rate["alpaca_eval_lc"], rate["alpaca_eval_lc_se"]) if rate else "",
             f"{rate['wins']}/{rate['ties']}/{rate['losses']}" if rate else "",
-            f"{rate['first_position_rate']:.0%}" if rate else "",
-            f"{rank['accuracy']:.1%} ± {rank['se']:.1%}" if rank else "–",
+            f"{rate['first_position_rate']:.0%}/{rate['second_position_rate']:.0%}" if rate else "",
+            pct(rate["calibration_accuracy"], rate["calibration_se"]) if rate else "",
+            pct(rank["accuracy"], rank["se"]) if rank else "–",
         )
     Console().print(table)
-    if first_rates:
-        warn_position_bias(sum(first_rates) / len(first_rates))
+    for row in summary["rows"]:
+        if row["winrate"]:
+            rate = row["winrate"]
+            warn_position_bias(rate["first_position_rate"], rate["second_position_rate"])
+            warn_calibration(row["model"], rate["calibration_accuracy"], rate["calibration_se"])
+            break  # one judge for every row: its warnings once
     err_console.print(f"report: {Path(config.out_dir) / 'report.html'} ({summary['seconds']['total']:.0f} s)")

@@ -16,24 +16,33 @@ from nevermind.errors import NevermindError
 
 @app.command("models")
 def models_command() -> None:
-    """List the bundled models: kind, size, whether the weights package is installed and cached."""
+    """List the bundled models: kind, size, whether the weights package is installed and cached.
+
+    Names are never cut: a terminal too narrow for the table, or a pipe, gets one tab-separated
+    line per model (so `nevermind models | grep NAME` and `cut -f1` work)."""
     from rich.console import Console
 
     from nevermind.models import BUNDLED, cache_root
 
-    table = Table(title=f"bundled models (cache: {cache_root()})")
-    for column in ("name", "kind", "parameters", "carrier installed", "cached", "install"):
-        table.add_column(column)
-    for model in BUNDLED.values():
-        table.add_row(
-            model.name,
-            model.kind,
-            model.parameters,
-            "yes" if model.carrier_installed else "no",
-            "yes" if model.cached else "no",
-            model.install,
-        )
-    Console().print(table)
+    header = ("name", "kind", "parameters", "carrier installed", "cached", "install")
+    rows = [
+        (m.name, m.kind, m.parameters, "yes" if m.carrier_installed else "no", "yes" if m.cached else "no", m.install)
+        for m in BUNDLED.values()
+    ]
+    title = f"bundled models (cache: {cache_root()})"
+    console = Console()
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+    if console.is_terminal and console.width >= sum(widths) + 3 * len(widths) + 1:
+        table = Table(title=title)
+        for column in header:
+            table.add_column(column, no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    err_console.print(f"[dim]{title}[/dim]")
+    for line in (header, *rows):
+        sys.stdout.write("\t".join(line) + "\n")
 
 
 @app.command("generate")
@@ -68,10 +77,22 @@ def generate_command(
 ) -> None:
     """Generate a response to each prompt and print it."""
     from nevermind.adapters import adapter_config, build_adapter, generate_with_adapters, parse_spec
+    from nevermind.credentials import redact_url
     from nevermind.models import GenerateRequest, GenerationConfig, RopeScaling, load_model
+    from nevermind.runs.config import check_device
 
     for spec in adapter or ():  # a bad spec fails before the model loads
         adapter_config(*parse_spec(spec))
+    if not chat:
+        empty = [number for number, text in enumerate(prompt, 1) if not text]
+        if empty:
+            raise NevermindError(f"prompt {empty[0]} is empty: --no-chat continues the text given, so give some")
+    if stop is not None and any(not text for text in stop):
+        raise NevermindError("--stop: an empty stop string would end generation before its first token")
+    try:
+        check_device(device)
+    except ValueError as error:
+        raise NevermindError(f"--device {device}: {error}") from None
     scaling = RopeScaling.parse(rope) if rope else None
     try:
         config = GenerationConfig(
@@ -79,10 +100,11 @@ def generate_command(
         )
     except ValueError as error:
         raise NevermindError(str(error)) from None
-    with status_spinner(f"loading {model}") as say:
+    shown = redact_url(model)
+    with status_spinner(f"loading {shown}") as say:
         lm = load_model(model, backend=backend, device=device, dtype=dtype, on_status=say, rope=scaling)
         adapters = [build_adapter(spec, lm) for spec in adapter or ()]
-        say(f"generating with {model}" + "".join(f" + {spec}" for spec in adapter or ()))
+        say(f"generating with {shown}" + "".join(f" + {spec}" for spec in adapter or ()))
         outputs = generate_with_adapters(lm, [GenerateRequest(p, chat=chat) for p in prompt], config, adapters)
     for text, output in zip(prompt, outputs):
         if as_json:
@@ -91,4 +113,4 @@ def generate_command(
             sys.stdout.write(json.dumps(record) + "\n")
         else:
             sys.stdout.write(output.text.strip() + "\n")
-            err_console.print(f"[dim]({model}: {len(output.token_ids)} tokens, finish: {output.finish_reason})[/dim]")
+            err_console.print(f"[dim]({shown}: {len(output.token_ids)} tokens, finish: {output.finish_reason})[/dim]")

@@ -23,9 +23,16 @@ def rank_command(
     limit: Annotated[int, typer.Option(help="Number of instructions.", min=2)] = 200,
     negatives: Annotated[int, typer.Option(help="Random other responses per instruction.", min=1)] = 5,
     seed: Annotated[int, typer.Option(help="Seed for choosing pairs and negatives.")] = 0,
+    max_total_tokens: Annotated[
+        int, typer.Option(help="Prompt + response are cut to this many tokens (the reference: 1024).", min=2)
+    ] = 1024,
     max_response_tokens: Annotated[
-        int, typer.Option(help="Responses are cut to this many tokens.", min=1)
-    ] = 128,
+        int | None,
+        typer.Option(help="Cut every response to its first N tokens (default: whole responses).", min=1),
+    ] = None,
+    score_end: Annotated[
+        bool, typer.Option(help="Score the end-of-turn token after a whole response (as the reference does).")
+    ] = True,
     batch_size: Annotated[int, typer.Option(help="Scoring batch size.", min=1)] = 16,
     output: Annotated[
         Path | None,
@@ -35,7 +42,9 @@ def rank_command(
             help="Write the JSON result here (per-instruction scores go to OUTPUT.records.jsonl; a rerun resumes).",
         ),
     ] = None,
-    backend: Annotated[str, typer.Option(help="Model backend.")] = "hf",
+    backend: Annotated[
+        str, typer.Option(help="Model backend: auto (openai for an http URL, else hf), hf, vllm, llamacpp, openai.")
+    ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[
         str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")
@@ -64,13 +73,18 @@ def rank_command(
             data,
             negatives=negatives,
             seed=seed,
+            max_total_tokens=max_total_tokens,
             max_response_tokens=max_response_tokens,
+            score_end=score_end,
             batch_size=batch_size,
             on_batch=progress,
             records_path=output.with_suffix(".records.jsonl") if output else None,
         )
+    scope = (
+        f"first {max_response_tokens} tokens" if max_response_tokens else "whole responses"
+    ) + (" + end token" if score_end else "") + f", ≤ {max_total_tokens} tokens in all"
     table = Table(
-        title=f"response ranking ({pairs}, {result.instructions} instructions × {negatives} random)"
+        title=f"response ranking ({pairs}, {result.instructions} instructions × {negatives} random; {scope})"
     )
     for column in ("model", "P(real > random)", "SE", "instructions"):
         table.add_column(column)

@@ -37,11 +37,17 @@ def sweep_command(
     """Train one model per (share of bad-prompt → good-action data, seed), measure the three components
     before and after inoculation, and write report.html, components.png and summary.json."""
     from nevermind.errors import NevermindError
+    from nevermind.extras import require
     from nevermind.inoculation.report import write_report
     from nevermind.inoculation.sweep import SweepStore, load_config, points, run_sweep
 
     if workers < 1:
         raise NevermindError(f"--workers must be >= 1, got {workers}")
+    if not report_only:  # training needs the train extra; say so before any work
+        for module in ("trl", "peft", "datasets"):
+            require("train", module, purpose="nevermind sweep")
+        if ray:
+            require("ray", "ray", purpose="nevermind sweep --ray")
     sweep = load_config(config)
     out_dir = out or Path("runs") / "sweep" / config.stem
     started = time.time()

@@ -59,7 +59,11 @@ def train_command(
     """Finetune MODEL on a recipe; the checkpoint directory then works wherever a model is named (-m DIR)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from nevermind.extras import require
     from nevermind.training import TrainProgress, build_config, train
+
+    for module in ("trl", "peft", "datasets"):  # before any work: one line naming the extra
+        require("train", module, purpose="nevermind train")
 
     _quiet_libraries()
 
@@ -126,8 +130,8 @@ def _quiet_libraries() -> None:
     """Progress goes through one rich bar: silence the libraries' own bars and deprecation chatter."""
     import warnings
 
-    import datasets
+    from nevermind.extras import require
 
-    datasets.disable_progress_bars()
+    require("train", "datasets").disable_progress_bars()
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)\.")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(trl|peft)\.")

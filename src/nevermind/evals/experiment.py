@@ -41,6 +41,9 @@ class EvalSection(BaseModel):
     batch_size: int = Field(8, ge=1, description="Generation batch size.")
     judge: str = Field("local:smollm2-135m-instruct", description="openai:URL#model or local:MODEL.")
     tie_margin: float = Field(0.05, ge=0.0, le=0.5, description="|P(A better) − ½| at most this is a tie.")
+    calibration: int | None = Field(
+        None, ge=0, description="Known-answer pairs calibrating the judge: the first N instructions (default all)."
+    )
 
 
 class RankSection(BaseModel):
@@ -52,7 +55,11 @@ class RankSection(BaseModel):
     )
     limit: int = Field(40, ge=6, description="Instructions ranked.")
     negatives: int = Field(5, ge=1, description="Random responses per instruction.")
-    max_response_tokens: int = Field(48, ge=1, description="Responses are cut to this many tokens.")
+    max_total_tokens: int = Field(1024, ge=2, description="Prompt + response are cut to this many tokens.")
+    max_response_tokens: int | None = Field(
+        None, ge=1, description="Cut every response to its first N tokens (default: whole responses)."
+    )
+    score_end: bool = Field(True, description="Score the end-of-turn token after a whole response.")
     models: list[str] | None = Field(None, description="Which models to rank (default: all).")
 
 
@@ -141,10 +148,11 @@ def run_experiment(
     from nevermind.evals.judges import make_judge
     from nevermind.evals.outputs import generate_outputs, load_instruction_source
     from nevermind.evals.rank import load_rank_pairs, response_rank
-    from nevermind.evals.winrate import win_rate
+    from nevermind.evals.winrate import require_stats, win_rate
     from nevermind.models import GenerationConfig, load_model
 
     say = on_status or (lambda _: None)
+    require_stats()  # before hours of training, not after
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "experiment.json").write_text(config.model_dump_json(indent=1) + "\n")
@@ -189,7 +197,9 @@ def run_experiment(
                     rank_pairs,
                     negatives=config.rank.negatives,
                     seed=config.seed,
+                    max_total_tokens=config.rank.max_total_tokens,
                     max_response_tokens=config.rank.max_response_tokens,
+                    score_end=config.rank.score_end,
                 )
                 rank_file.parent.mkdir(parents=True, exist_ok=True)
                 rank_file.write_text(json.dumps({**result.to_json(), "model": name}, indent=1))
@@ -210,10 +220,12 @@ def run_experiment(
             reference,
             judge,
             out / "winrate" / name,
+            calibration=config.eval.calibration,
             tie_margin=config.eval.tie_margin,
             on_progress=lambda done, total, n=name: say(f"judging {n} vs reference {done}/{total}"),
         )
         rates[name] = result.row()
+        say(f"{name}: {result.judged} judgments made, {result.reused} reused")
     timed("judge", began)
     timings["total"] = round(time.perf_counter() - started, 1)
 
@@ -238,21 +250,31 @@ REPORT_TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>Implicit instruction tuning: {{ base }}</title>
-<style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}
+<style>body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}
 td,th{border:1px solid #bbb;padding:.3em .6em;text-align:right}td:first-child,th:first-child{text-align:left}
-pre{white-space:pre-wrap;background:#f6f6f6;padding:.4em;margin:0}</style></head><body>
+pre{white-space:pre-wrap;background:#f6f6f6;padding:.4em;margin:0}.warn{color:#a40}</style></head><body>
 <h1>Implicit instruction tuning on {{ base }}</h1>
-<p>Win rates against the instruction-tuned reference on {{ instructions }} instructions, judged by
-{{ judge }} in both orders (ties count ½); LC = length-controlled; soft = P(better) averaged over
-both orders, which cancels the judge's position bias; "judge picks first" is the share of judgments
-preferring the answer shown first (50 % for an unbiased judge; near 100 % every instruction becomes a
-tie). Response ranking: P(real response &gt; random response) on {{ rank_pairs }} pairs. All values
-in %, ± one standard error.</p>
-<table><tr><th>model</th><th>win rate vs reference</th><th>LC win rate</th><th>soft win rate</th>
-<th>wins / ties / losses</th><th>judge picks first</th><th>mean chars</th><th>response ranking</th></tr>
-{% for row in rows %}<tr><td>{{ row.model }}</td><td>{{ row.win }}</td><td>{{ row.lc }}</td><td>{{ row.soft }}</td>
-<td>{{ row.wtl }}</td><td>{{ row.first }}</td><td>{{ row.chars }}</td><td>{{ row.rank }}</td></tr>
+<p>Against the instruction-tuned reference on {{ instructions }} instructions, judged by {{ judge }} in
+both orders. <b>Preference</b>: P(model better), the two orders averaged on the log-odds scale (a fixed
+position bonus in the judge's verdict cancels), mean over instructions. <b>Controlled</b>: a logistic GLM
+with a position and a length term, predicted at equal length and no position advantage (bootstrap SE).
+<b>alpaca_eval LC</b>: alpaca_eval's length-controlled win rate (its minimal GLM). <b>Soft</b>: verdict
+probabilities averaged over both orders. <b>Thresholded</b>: win/tie/loss per order (margin
+{{ tie_margin }}), a tie ½. <b>Picks 1st/2nd</b>: share of judgments preferring the answer in that
+position (exactly ½ is neither). <b>Judge calibration</b>: how often the judge prefers an
+instruction's real (reference) response over another instruction's, both orders — near 50 % the judge
+cannot tell and its win rates mean nothing. Response ranking: P(real response &gt; random response) on
+{{ rank_pairs }} pairs. All values in %, ± one standard error.</p>
+<table><tr><th>model</th><th>preference</th><th>controlled</th><th>alpaca_eval LC</th><th>soft</th>
+<th>thresholded</th><th>W / T / L</th><th>picks 1st / 2nd</th><th>judge calibration</th><th>mean chars</th>
+<th>response ranking</th></tr>
+{% for row in rows %}<tr><td>{{ row.model }}</td><td>{{ row.preference }}</td><td>{{ row.controlled }}</td>
+<td>{{ row.alpaca }}</td><td>{{ row.soft }}</td><td>{{ row.win }}</td><td>{{ row.wtl }}</td><td>{{ row.first }}</td>
+<td{% if row.near_chance %} class="warn"{% endif %}>{{ row.calibration }}</td><td>{{ row.chars }}</td><td>{{ row.rank }}</td></tr>
 {% endfor %}</table>
+{% if near_chance %}<p class="warn">The judge's calibration accuracy is within 2 SE of chance: it cannot
+tell an instruction's real response from another instruction's, so these win rates say nothing about
+the models.</p>{% endif %}
 <p>Wall time (s): {% for k, v in seconds.items() %}{{ k }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}</p>
 <h2>Sample outputs</h2>
 {% for sample in samples %}<h3>{{ sample.instruction }}</h3><table>
@@ -275,11 +297,17 @@ def render_report(config: ExperimentConfig, summary: dict[str, Any], out: Path, 
         rows.append(
             {
                 "model": row["model"],
-                "win": _pct(rate.get("win_rate"), rate.get("se")) if rate else "(reference)",
-                "lc": _pct(rate.get("lc_win_rate"), rate.get("lc_se")) if rate else "–",
+                "preference": _pct(rate.get("preference"), rate.get("preference_se")) if rate else "(reference)",
+                "controlled": _pct(rate.get("controlled"), rate.get("controlled_se")) if rate else "–",
+                "alpaca": _pct(rate.get("alpaca_eval_lc"), rate.get("alpaca_eval_lc_se")) if rate else "–",
                 "soft": _pct(rate.get("soft_win_rate"), rate.get("soft_se")) if rate else "–",
+                "win": _pct(rate.get("win_rate"), rate.get("se")) if rate else "–",
                 "wtl": f"{rate['wins']} / {rate['ties']} / {rate['losses']}" if rate else "–",
-                "first": f"{100 * rate['first_position_rate']:.0f}" if "first_position_rate" in rate else "–",
+                "first": f"{100 * rate['first_position_rate']:.0f} / {100 * rate['second_position_rate']:.0f}"
+                if rate
+                else "–",
+                "calibration": _pct(rate.get("calibration_accuracy"), rate.get("calibration_se")) if rate else "–",
+                "near_chance": bool(rate.get("calibration_near_chance")),
                 "chars": f"{rate['mean_length_a']:.0f}" if rate else "",
                 "rank": _pct(rank.get("accuracy"), rank.get("se")) if rank else "–",
             }
@@ -291,4 +319,7 @@ def render_report(config: ExperimentConfig, summary: dict[str, Any], out: Path, 
         for i in instructions
     ]
     template = Environment(autoescape=True).from_string(REPORT_TEMPLATE)
-    return template.render(**{**summary, "rows": rows, "samples": shown})
+    near_chance = any(r["near_chance"] for r in rows)
+    return template.render(
+        **{**summary, "rows": rows, "samples": shown, "near_chance": near_chance, "tie_margin": config.eval.tie_margin}
+    )

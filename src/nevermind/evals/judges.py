@@ -1,8 +1,8 @@
 """Pairwise judges: given an instruction and two responses, how likely is the first the better?
 
 Both judges ask the same question (`JUDGE_PROMPT`) and read the verdict token "1" or "2":
-- `LocalJudge` (`local:MODEL`): a local model's next-token log-probabilities of "1" and "2"
-  after the chat-formatted question; P(first) = exp(l1) / (exp(l1) + exp(l2)).
+- `LocalJudge` (`local:MODEL`): any nevermind model's next-token log-probabilities of "1" and "2"
+  after the chat-formatted question (`model.next_token_logprobs`); P(first) = e^l1 / (e^l1 + e^l2).
 - `APIJudge` (`openai:URL#model`): any OpenAI-compatible chat endpoint. With the answer's
   top log-probabilities, the same soft verdict; without them, the answer text "1" or "2".
   Anything else is an error naming the answer, never a silent guess."""
@@ -13,8 +13,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import torch
 
 from nevermind.errors import NevermindError
 from nevermind.models.openai_api import Endpoint, parse_model_url
@@ -94,42 +92,32 @@ def soft_verdict(logprob_first: float, logprob_second: float) -> float:
 
 
 class LocalJudge:
-    """A local transformers model judging by the log-probability of its verdict token."""
+    """A model judging by the log-probability of its verdict token (through the model interface)."""
 
     def __init__(self, model: Any, *, max_chars: int = 1500, batch_size: int = 4) -> None:
+        from nevermind.models.base import require
+
+        require(model, "next_token", purpose="a judge reading verdict log-probabilities")
         self.model = model
         self.name = f"local:{model.name}"
         self.max_chars = max_chars
         self.batch_size = batch_size
-        self.verdict_ids = [self._single_token(v) for v in VERDICTS]
 
-    def _single_token(self, text: str) -> int:
-        ids = self.model.tokenizer(text, add_special_tokens=False).input_ids
-        if len(ids) != 1:
-            raise NevermindError(f"judge {self.model.name}: verdict {text!r} is not a single token")
-        return ids[0]
-
-    @torch.inference_mode()
     def judge(self, comparisons: Sequence[Comparison]) -> list[Verdict]:
-        """Verdicts from one forward pass over the batch (only the last position's logits)."""
-        from nevermind.models.requests import GenerateRequest
+        """Verdicts from the next-token log-probabilities of "1" and "2" after each question."""
+        from nevermind.models.requests import GenerateRequest, NextTokenRequest
 
-        rows = [
-            self.model.encode(
-                self.model.format_prompt(GenerateRequest(judge_prompt(c, self.max_chars), chat=True))
+        requests = [
+            NextTokenRequest(
+                self.model.format_prompt(GenerateRequest(judge_prompt(c, self.max_chars), chat=True)), VERDICTS
             )
             for c in comparisons
         ]
-        width = max(len(r) for r in rows)
-        pad = self.model.tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.model.device)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.model.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1
-        ).logits
-        logp = torch.log_softmax(logits[:, -1].float(), dim=-1)[:, self.verdict_ids].tolist()
-        return [Verdict(soft_verdict(l1, l2), f"logp(1)={l1:.4f} logp(2)={l2:.4f}") for l1, l2 in logp]
+        try:
+            logprobs = self.model.next_token_logprobs(requests, batch_size=self.batch_size)
+        except NevermindError as error:  # a verdict that is no single token of this vocabulary
+            raise NevermindError(f"judge {self.model.name}: {error}") from None
+        return [Verdict(soft_verdict(l1, l2), f"logp(1)={l1:.4f} logp(2)={l2:.4f}") for l1, l2 in logprobs]
 
 
 class APIJudge:

@@ -5,10 +5,18 @@ For each instruction, the real response and `negatives` random other responses a
 given the chat-formatted instruction; a (real, random) pair counts 1 when the real one scores
 higher (½ on an exact tie). The reported accuracy is the fraction over all pairs; its
 standard error treats instructions as the independent units (the negatives of one
-instruction share its real response, so they are not independent)."""
+instruction share its real response, so they are not independent).
+
+What is scored follows the reference (implicit-ins `ratio_eval.py`): the whole response
+followed by the end-of-turn token, with prompt + response cut to `max_total_tokens` (1024)
+tokens in total; a response cut there loses its end token, as in the reference. The
+`max_response_tokens` option cuts every response to its first N tokens instead (an earlier
+nevermind default, kept to compare with)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -16,9 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from nevermind.errors import NevermindError
+
+MAX_TOTAL_TOKENS = 1024
+"""Default bound on prompt + response tokens (the reference's `--max_seq_length 1024`)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,12 @@ class RankResult:
     instructions: int
     negatives: int
     seed: int
+    max_total_tokens: int | None
+    """Prompt + response were cut to this many tokens (None: no bound)."""
     max_response_tokens: int | None
+    """Responses were cut to their first N tokens (None: whole responses)."""
+    score_end: bool
+    """Whether the end-of-turn token after a whole response was scored."""
     records: list[RankRecord] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -96,6 +110,13 @@ def load_rank_pairs(source: str, limit: int | None = None, seed: int = 0) -> lis
     return [p for p in pairs if p.instruction.strip() and p.response.strip()]
 
 
+def token_count(tokenizer: Any, text: str) -> int:
+    """Number of tokens of a prompt, BOS included (about four characters per token without a tokenizer)."""
+    if tokenizer is None:
+        return max(1, len(text) // 4)
+    return len(tokenizer(text).input_ids)
+
+
 def truncate_tokens(tokenizer: Any, text: str, max_tokens: int | None) -> str:
     """`text` cut to its first `max_tokens` tokens (whole text when it is shorter or no limit)."""
     if max_tokens is None:
@@ -104,6 +125,39 @@ def truncate_tokens(tokenizer: Any, text: str, max_tokens: int | None) -> str:
         return text[: 4 * max_tokens]
     ids = tokenizer(text, add_special_tokens=False).input_ids
     return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+
+
+def end_of_turn(tokenizer: Any) -> str:
+    """The text that ends an assistant turn: the special token the chat template writes right
+    after the response (`<|im_end|>`, `<end_of_turn>`, `<|eot_id|>`), else the eos token
+    (seed 001's plain template ends a response with eos, as the reference does)."""
+    from nevermind.models.chat import format_chat, has_chat_template
+
+    eos = getattr(tokenizer, "eos_token", None) or ""
+    if tokenizer is None or not has_chat_template(tokenizer):
+        return eos
+    marker = "\u2063response\u2063"
+    try:
+        text = format_chat(
+            tokenizer,
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}],
+            add_generation_prompt=False,
+        )
+    except Exception:  # noqa: BLE001  (a template that refuses this conversation: fall back to eos)
+        return eos
+    after = text[text.find(marker) + len(marker) :] if marker in text else ""
+    special = sorted(getattr(tokenizer, "all_special_tokens", []), key=len, reverse=True)
+    return next((t for t in special if t and after.startswith(t)), eos)
+
+
+def scored_response(
+    tokenizer: Any, response: str, budget: int | None, end: str
+) -> str:
+    """The continuation scored for one response: cut to `budget` tokens, followed by `end` only
+    when nothing was cut (a cut response does not end there)."""
+    text = response.strip()
+    cut = truncate_tokens(tokenizer, text, budget)
+    return cut if cut != text or not end else text + end
 
 
 def draw_negatives(n: int, negatives: int, seed: int) -> list[list[int]]:
@@ -118,101 +172,58 @@ def draw_negatives(n: int, negatives: int, seed: int) -> list[list[int]]:
     return drawn
 
 
-@torch.inference_mode()
-def score_shared_context(model: Any, context: str, continuations: Sequence[str]) -> list[float]:
-    """Mean per-token log-probability of each continuation after one shared context.
-
-    The context goes through a transformers model once; its key/value cache is copied to the
-    continuations, which are scored together (the same numbers as `model.score`, without
-    recomputing the context for every continuation)."""
-    decoder, head = model.model.get_decoder(), model.model.get_output_embeddings()
-    softcap = getattr(model.model.config, "final_logit_softcapping", None)
-    device = model.device
-    context_ids = model.encode(context)
-    rows = [model.tokenizer(c, add_special_tokens=False).input_ids for c in continuations]
-    if not all(rows):
-        raise NevermindError(f"empty continuation to score after context {context[-40:]!r}")
-    prefix = decoder(input_ids=torch.tensor([context_ids], device=device), use_cache=True)
-    cache = prefix.past_key_values
-    cache.batch_repeat_interleave(len(rows))
-    width = max(len(r) for r in rows)
-    pad = model.tokenizer.pad_token_id
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
-    mask = torch.tensor(
-        [[1] * (len(context_ids) + len(r)) + [0] * (width - len(r)) for r in rows], device=device
-    )
-    positions = torch.arange(len(context_ids), len(context_ids) + width, device=device).expand(len(rows), -1)
-    hidden = decoder(
-        input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache
-    ).last_hidden_state
-    # the context's last state predicts each continuation's first token; position k predicts token k + 1
-    states = torch.cat([prefix.last_hidden_state[:, -1:].expand(len(rows), -1, -1), hidden[:, :-1]], dim=1)
-    logits = head(states).float()
-    if softcap:
-        logits = torch.tanh(logits / softcap) * softcap
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None])[..., 0]
-    return [float(logp[b, : len(r)].mean()) for b, r in enumerate(rows)]
-
-
 def response_rank(
     model: Any,
     pairs: Sequence[RankPair],
     *,
     negatives: int = 5,
     seed: int = 0,
-    max_response_tokens: int | None = 128,
+    max_total_tokens: int | None = MAX_TOTAL_TOKENS,
+    max_response_tokens: int | None = None,
+    score_end: bool = True,
     batch_size: int = 16,
     on_batch: Callable[[int, int], None] | None = None,
     records_path: str | Path | None = None,
 ) -> RankResult:
     """Score every instruction's real response against `negatives` random others.
 
-    Responses are cut to `max_response_tokens` tokens (the score is a per-token mean, so a
-    cut changes it little and bounds the cost). Each distinct (instruction, response) is
-    scored once; requests of one instruction share the same formatted prompt. With
-    `records_path` (transformers models), each instruction's scores are appended there as they
-    finish and a rerun with the same settings skips them."""
+    By default each response is scored whole, with the end-of-turn token, prompt + response
+    cut to `max_total_tokens` (the reference's setting). `max_response_tokens` cuts responses
+    to their first N tokens; `score_end=False` leaves the end-of-turn token out. Requests of
+    one instruction share the same formatted prompt and go to `model.score` together, so a
+    backend that shares a context computes it once. With `records_path`, each instruction's
+    scores are appended there as they finish, keyed by the model and exactly what was scored,
+    and a rerun skips them."""
     from nevermind.models.requests import GenerateRequest, ScoreRequest
+    from nevermind.runs.records import RecordFile
 
     drawn = draw_negatives(len(pairs), negatives, seed)
-    responses = [truncate_tokens(model.tokenizer, p.response, max_response_tokens) for p in pairs]
+    tokenizer = getattr(model, "tokenizer", None)
+    end = end_of_turn(tokenizer) if score_end else ""
     prompts = [model.format_prompt(GenerateRequest(p.instruction, chat=True)) for p in pairs]
-    requests: dict[tuple[int, int], ScoreRequest] = {}
+    store = RecordFile(records_path, ("key",), what="ranking record") if records_path is not None else None
+    if store is not None:
+        store.repair()
+    finished = store.read() if store is not None else {}
+    mean: dict[tuple[int, int], float] = {}
     for i, others in enumerate(drawn):
-        for j in [i, *others]:
-            requests[(i, j)] = ScoreRequest(prompts[i], responses[j])
-    if hasattr(model, "model") and hasattr(model.model, "get_decoder"):  # transformers: share the context
-        from nevermind.evals.outputs import append_jsonl, read_finished
-
-        mean = {}
-        finished: dict[str, dict[str, Any]] = {}
-        if records_path is not None:
-            records_path = Path(records_path)
-            records_path.parent.mkdir(parents=True, exist_ok=True)
-            finished = read_finished(records_path, "key")
-        handle = records_path.open("a", encoding="utf-8") if records_path is not None else None
-        try:
-            for i, others in enumerate(drawn):
-                sources = [i, *others]
-                key = f"{i}:{seed}:{max_response_tokens}:{'-'.join(map(str, sources))}"
-                if key in finished and finished[key]["instruction"] == pairs[i].instruction:
-                    values = finished[key]["values"]
-                else:
-                    values = score_shared_context(model, prompts[i], [responses[j] for j in sources])
-                    if handle is not None:
-                        append_jsonl(
-                            handle, {"key": key, "instruction": pairs[i].instruction, "values": values}
-                        )
-                mean.update({(i, j): v for j, v in zip(sources, values)})
-                if on_batch:
-                    on_batch(len(sources), 0)
-        finally:
-            if handle is not None:
-                handle.close()
-    else:
-        keys = list(requests)
-        scores = model.score([requests[k] for k in keys], batch_size=batch_size, on_batch=on_batch)
-        mean = {k: s.mean_logprob for k, s in zip(keys, scores)}
+        budget = max_response_tokens
+        if max_total_tokens is not None:
+            room = max(1, max_total_tokens - token_count(tokenizer, prompts[i]))
+            budget = room if budget is None else min(budget, room)
+        sources = [i, *others]
+        continuations = [scored_response(tokenizer, pairs[j].response, budget, end) for j in sources]
+        key = _record_key(model.name, prompts[i], continuations)
+        if (key,) in finished:
+            values = finished[(key,)]["values"]
+        else:
+            results = model.score([ScoreRequest(prompts[i], c) for c in continuations], batch_size=batch_size)
+            values = [r.mean_logprob for r in results]
+            if store is not None:
+                store.append([{"key": key, "instruction": pairs[i].instruction, "values": values}])
+        mean.update({(i, j): v for j, v in zip(sources, values)})
+        if on_batch:
+            on_batch(len(sources), 0)
     records = [
         RankRecord(p.instruction, mean[(i, i)], [mean[(i, j)] for j in drawn[i]], drawn[i])
         for i, p in enumerate(pairs)
@@ -227,6 +238,14 @@ def response_rank(
         instructions=len(records),
         negatives=negatives,
         seed=seed,
+        max_total_tokens=max_total_tokens,
         max_response_tokens=max_response_tokens,
+        score_end=score_end,
         records=records,
     )
+
+
+def _record_key(model: str, prompt: str, continuations: Sequence[str]) -> str:
+    """Key of one instruction's scores: a hash of the model name and exactly what was scored."""
+    text = json.dumps([model, prompt, list(continuations)], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]

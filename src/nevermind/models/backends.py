@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nevermind.errors import NevermindError
+from nevermind.extras import install_command
 
 ENTRY_POINT_GROUP = "nevermind.backends"
 """Entry-point group through which installed packages contribute backends."""
@@ -73,11 +74,6 @@ def register_backend(
     return decorate
 
 
-def install_hint(extra: str | None) -> str:
-    """The command that installs an extra."""
-    return f"pip install 'nevermind[{extra}]'" if extra else "pip install nevermind"
-
-
 def _import_backend_module(name: str, module: str, extra: str | None) -> None:
     try:
         importlib.import_module(module)
@@ -85,7 +81,8 @@ def _import_backend_module(name: str, module: str, extra: str | None) -> None:
         if error.name and module.startswith(error.name):  # the backend module itself is missing
             raise
         raise NevermindError(
-            f"backend {name!r} needs {error.name!r}, which is not installed: {install_hint(extra)}"
+            f"backend {name!r} needs {error.name!r}, which is not installed: "
+            + (install_command(extra) if extra else "pip install nevermind")
         ) from None
 
 

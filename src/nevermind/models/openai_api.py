@@ -2,22 +2,26 @@
 generation through chat/completions, scoring through completions with echoed log-probabilities.
 
 The API key is read from an environment variable at request time and only ever sent in the
-Authorization header: no message, log or record contains it. Requests time out, and
-timeouts, dropped connections, 429 and 5xx answers are retried with exponential backoff."""
+Authorization header; credentials written into the URL (http://user:password@host/v1) are sent as
+HTTP basic auth and removed from the URL: no message, log or record contains either, and error
+bodies are scrubbed of them. Requests time out; timeouts, dropped connections, 429 and 5xx answers
+are retried (tenacity) with exponential backoff, waiting as long as a Retry-After header asks.
+Needs the `serve` extra (httpx, tenacity), imported when an endpoint is first used."""
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-import httpx
-
+from nevermind.credentials import scrub
 from nevermind.errors import NevermindError
+from nevermind.extras import require
 from nevermind.models.backends import register_backend
 from nevermind.models.chat import plain_chat_format, uses_chat
 from nevermind.models.requests import (
@@ -37,13 +41,49 @@ class EndpointError(NevermindError):
     """An endpoint that failed, timed out or answered something unusable."""
 
 
+class _Transient(Exception):
+    """A failure worth another attempt, with the delay the server asked for (Retry-After), if any."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.retry_after = retry_after
+
+
 def api_base(url: str) -> str:
     """Normalise an endpoint URL: a bare host gets the conventional /v1 path."""
     url = url.rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise NevermindError(f"endpoint URL must start with http:// or https://, got {url!r}")
+        raise NevermindError(f"endpoint URL must start with http:// or https://, got {scrub(url)!r}")
     return url if parts.path not in ("", "/") else url + "/v1"
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """(URL without user-info, (user, password) or None): credentials travel as basic auth only."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay in seconds or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass
@@ -51,7 +91,7 @@ class Endpoint:
     """An OpenAI-compatible HTTP API with timeouts and retries."""
 
     base_url: str
-    """URL up to and including the version path, e.g. http://127.0.0.1:8000/v1."""
+    """URL up to and including the version path, e.g. http://127.0.0.1:8000/v1 (user-info removed)."""
     api_key_env: str = "OPENAI_API_KEY"
     """Environment variable holding the API key (unset: no Authorization header)."""
     timeout: float = 60.0
@@ -59,59 +99,92 @@ class Endpoint:
     max_retries: int = 3
     """Retries after the first attempt for timeouts, connection errors, 429 and 5xx."""
     backoff: float = 1.0
-    """First retry delay in seconds; doubles at every retry."""
+    """First retry delay in seconds without Retry-After; doubles at every retry."""
+    max_wait: float = 120.0
+    """Longest wait before one retry; a Retry-After asking for more ends the request with an error."""
 
     def __post_init__(self) -> None:
-        self.base_url = api_base(self.base_url)
-        self._client = httpx.Client(timeout=self.timeout)
+        self.base_url, self._auth = split_credentials(api_base(self.base_url))
+        self._httpx = require("serve", "httpx", purpose="an OpenAI-compatible endpoint")
+        self._tenacity = require("serve", "tenacity", purpose="an OpenAI-compatible endpoint")
+        self._client = self._httpx.Client(timeout=self.timeout, auth=self._auth)
+
+    def _key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None
+
+    def _secrets(self) -> list[str | None]:
+        return [self._key(), *(self._auth or ())]
 
     def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.api_key_env)
+        key = self._key()
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send one request and return its JSON object, retrying transient failures."""
+        tenacity = self._tenacity
         url = f"{self.base_url}/{path.lstrip('/')}"
-        problem = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                response = self._client.request(method, url, json=payload, headers=self._headers())
-            except httpx.TimeoutException:
-                problem = f"timed out after {self.timeout:g} s"
-                continue
-            except httpx.TransportError as error:
-                problem = f"connection failed ({type(error).__name__})"
-                continue
-            if response.status_code in RETRY_STATUS:
-                problem = f"HTTP {response.status_code}"
-                continue
-            if response.status_code >= 400:
-                raise EndpointError(f"{url}: HTTP {response.status_code}: {_error_message(response)}")
-            try:
-                body = response.json()
-            except ValueError:
+        backoff = tenacity.wait_exponential(multiplier=self.backoff, max=self.max_wait)
+
+        def wait(state: Any) -> float:
+            asked = getattr(state.outcome.exception(), "retry_after", None)
+            return asked if asked is not None else backoff(state)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            wait=wait,
+            retry=tenacity.retry_if_exception_type(_Transient),
+            reraise=True,
+        )
+        try:
+            return retrying(self._send, method, url, payload)
+        except _Transient as problem:
+            raise EndpointError(f"{url}: {problem} ({self.max_retries + 1} attempts)") from None
+
+    def _send(self, method: str, url: str, payload: dict[str, Any] | None) -> dict[str, Any]:
+        httpx = self._httpx
+        try:
+            response = self._client.request(method, url, json=payload, headers=self._headers())
+        except httpx.TimeoutException:
+            raise _Transient(f"timed out after {self.timeout:g} s") from None
+        except httpx.TransportError as error:
+            raise _Transient(f"connection failed ({type(error).__name__})") from None
+        status = response.status_code
+        if status in RETRY_STATUS:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after is not None and retry_after > self.max_wait:
                 raise EndpointError(
-                    f"{url}: answered with something that is not JSON: {response.text[:80]!r}"
-                ) from None
-            if not isinstance(body, dict):
-                raise EndpointError(f"{url}: expected a JSON object, got {type(body).__name__}")
-            return body
-        raise EndpointError(f"{url}: {problem} ({self.max_retries + 1} attempts)")
+                    f"{url}: HTTP {status}: the endpoint asks to retry after {retry_after:.0f} s "
+                    f"(more than the {self.max_wait:g} s nevermind waits); try again later"
+                )
+            raise _Transient(f"HTTP {status}", retry_after)
+        if status in (401, 403):  # the body may quote the rejected key: never echo it
+            where = f"${self.api_key_env}" + ("" if self._key() else ", which is unset")
+            raise EndpointError(f"{url}: HTTP {status}: the endpoint refused the credentials (API key from {where})")
+        if status >= 400:
+            raise EndpointError(f"{url}: HTTP {status}: {self._error_message(response)}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise EndpointError(
+                f"{url}: answered with something that is not JSON: {scrub(response.text[:80], self._secrets())!r}"
+            ) from None
+        if not isinstance(body, dict):
+            raise EndpointError(f"{url}: expected a JSON object, got {type(body).__name__}")
+        return body
+
+    def _error_message(self, response: Any) -> str:
+        """The error's message, on one line, short, and scrubbed of the key and URL credentials."""
+        try:
+            error = response.json().get("error")
+            message = error.get("message") if isinstance(error, dict) else error
+        except (ValueError, AttributeError):
+            message = response.text
+        text = " ".join(str(message or response.reason_phrase).split())
+        return scrub(text, self._secrets())[:200]
 
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-    except (ValueError, AttributeError):
-        message = response.text
-    return " ".join(str(message or response.reason_phrase).split())[:200]
 
 
 def parse_model_url(spec: str) -> tuple[str, str | None]:

@@ -103,6 +103,9 @@ BUNDLED: dict[str, BundledModel] = {
     )
 }
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
+"""Files of which a local model directory needs at least one: without a tokenizer it cannot be used."""
+
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
@@ -147,12 +150,19 @@ def resolve_model(name: str, *, on_convert: Callable[[str], None] | None = None)
         if not path.is_file():
             raise ModelNotFoundError(f"GGUF file not found: {path}")
         target = cache_root() / "models" / f"gguf-{path.stem}-{_file_fingerprint(path)}"
+        if not (target / CACHE_MARKER).exists():
+            check_gguf(path)  # a damaged file fails in one line before any conversion is announced
         if not (target / CACHE_MARKER).exists() and on_convert:
             on_convert(f"converting {path.name} from GGUF into {target} (first use only)")
         return ResolvedModel(name, str(ensure_converted(lambda: path, target)), "gguf")
     if path.is_dir():
         if not any((path / f).exists() for f in ("config.json", "adapter_config.json")):
             raise ModelNotFoundError(f"{path} is a directory but holds no config.json: not a model")
+        if not (path / "adapter_config.json").exists() and not any((path / f).exists() for f in TOKENIZER_FILES):
+            raise ModelNotFoundError(
+                f"{path} holds a model but no tokenizer ({', '.join(TOKENIZER_FILES[:2])}, ...): "
+                "save the tokenizer beside it (tokenizer.save_pretrained)"
+            )
         return ResolvedModel(name, str(path), "local")
     if HUB_ID.match(name) and not path.exists():
         return ResolvedModel(name, name, "hub")

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 from nevermind.config import load_config
+from nevermind.credentials import redact_url
 
 SUITE = ("needle", "override", "moderation", "jailbreak")
 """The conflict suite's tasks: the default for `nevermind eval --tasks`."""
@@ -80,30 +81,86 @@ class EvalConfig(SuiteOptions):
     models: list[str] = Field(min_length=1, description="Models to evaluate: bundled name, local path, .gguf or hub id.")
     out: Path = Field(default=Path("runs"), description="Directory holding one run directory per model and the index.")
 
-    def run_specs(self) -> list[RunSpec]:
-        """One run per model, with the shared options."""
+    def run_specs(self, weights: Mapping[str, str | None] | None = None) -> list[RunSpec]:
+        """One run per model, with the shared options; `weights` maps a model to its weights fingerprint."""
         options = self.model_dump(exclude={"models", "out"})
-        return [RunSpec(model=model, **options) for model in self.models]
+        return [RunSpec(model=model, weights=(weights or {}).get(model), **options) for model in self.models]
+
+    @field_validator("device")
+    @classmethod
+    def _usable_device(cls, device: str) -> str:
+        """Checked for a new eval only: a finished run's config stays readable on a machine without its GPU."""
+        check_device(device)
+        return device
+
+    @field_validator("out", mode="before")
+    @classmethod
+    def _named_out(cls, out: Any) -> Any:
+        """An empty string would silently mean the current directory."""
+        if isinstance(out, str) and not out.strip():
+            raise ValueError("name a directory (an empty path would write into the current one)")
+        return out
 
 
 class RunSpec(SuiteOptions):
     """One model's run: what `config.yaml` in a run directory holds."""
 
     model: str = Field(description="The model this run evaluates.")
+    weights: str | None = Field(
+        default=None,
+        description="Fingerprint of the model's weight files (local directory or GGUF): retrained weights at "
+        "the same path make a new run instead of reusing the old samples.",
+    )
 
     # Fields that change outputs; batch size and device only change speed (up to float rounding).
-    IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = ("model", "tasks", "limit", "seed", "lengths", "depths",
+    IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = ("model", "weights", "tasks", "limit", "seed", "lengths", "depths",
                                                   "max_new_tokens", "dtype", "adapters", "backend")
+
+    @field_serializer("model")
+    def _without_credentials(self, model: str) -> str:
+        """An endpoint URL's user:password never reaches config.yaml, the index or the run id."""
+        return redact_url(model)
+
+    @property
+    def display_model(self) -> str:
+        """The model name as printed and written: URL credentials masked."""
+        return redact_url(self.model)
 
     @property
     def run_id(self) -> str:
-        """Deterministic name: the model's short name and a hash of every option that changes outputs."""
+        """Deterministic name: the model's short name and a hash of every option that changes outputs
+        (the weights fingerprint included when there is one)."""
         identity = self.model_dump(include=set(self.IDENTITY_FIELDS), mode="json")
         identity["tasks"] = sorted(identity["tasks"])
+        if identity["weights"] is None:  # keeps the ids of runs made before fingerprints existed
+            del identity["weights"]
         if identity.get("backend") == "auto":  # the default keeps run ids of earlier versions
             identity.pop("backend")
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
-        return f"{model_slug(self.model)}-{digest}"
+        return f"{model_slug(self.display_model)}-{digest}"
+
+
+def check_device(device: str) -> None:
+    """Raise ValueError (one line) on a device torch does not know or this machine lacks ("cuda"
+    without CUDA), so it fails before anything is loaded or written; "auto" and "cpu" always pass."""
+    if device in ("auto", "cpu"):
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError("not a device: use auto, cpu, cuda, cuda:1 or mps") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("CUDA is not available on this machine: use cpu or auto")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError("MPS is not available on this machine: use cpu or auto")
+    elif parsed.type != "cpu":
+        raise ValueError("nevermind runs on auto, cpu, cuda or mps")
 
 
 def model_slug(model: str) -> str:

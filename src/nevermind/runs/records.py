@@ -39,7 +39,10 @@ class RecordFile:
         return self._key(record)
 
     def repair(self) -> int:
-        """Cut a torn last line left by a killed writer; returns the bytes removed."""
+        """Cut a torn last line left by a killed writer; returns the bytes removed.
+
+        Only a file of records can be repaired: a last line that is not the start of a JSON object
+        means the file is something else, and it is left alone with an error rather than cut."""
         if not self.path.exists():
             return 0
         with open(self.path, "r+b") as handle:
@@ -47,6 +50,11 @@ class RecordFile:
             keep = data.rfind(b"\n") + 1
             if keep == len(data):
                 return 0
+            if not data[keep:].lstrip().startswith(b"{"):
+                raise NevermindError(
+                    f"{self.path}: does not end like a {self.what} file (its last line is not a JSON object); "
+                    "not touching it"
+                )
             handle.truncate(keep)
             handle.flush()
             os.fsync(handle.fileno())

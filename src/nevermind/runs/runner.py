@@ -4,14 +4,16 @@ score each answer, append the records durably, then summarise and index the run.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nevermind.errors import NevermindError
+from nevermind.errors import NevermindError, NevermindWarning
 from nevermind.models.requests import GenerateRequest, Generation, GenerationConfig
 from nevermind.progress import Progress, SilentProgress
 from nevermind.runs.config import EvalConfig, RunSpec
+from nevermind.runs.fingerprint import weights_fingerprint
 from nevermind.runs.index import RunIndex
 from nevermind.runs.store import RunDir, SampleRecord, utc_now
 from nevermind.runs.summary import summarize
@@ -35,13 +37,32 @@ class RunResult:
 
 
 def check_task_names(names: Sequence[str]) -> None:
-    """Fail fast, before loading any model, on a task name that is neither registered nor a task file."""
+    """Fail fast, before loading any model, on a task name that is neither registered nor a task
+    file that registers it (task files are imported here, so their errors come first too)."""
+    from nevermind.tasks.loader import TASKS, load_task_file
+
     known = set(available_tasks())
     for name in names:
-        if name not in known and not (":" in name and name.rpartition(":")[0].endswith(".py")):
+        if ":" in name and name.rpartition(":")[0].endswith(".py"):
+            file, _, task_name = name.rpartition(":")
+            added = load_task_file(file)
+            if task_name not in TASKS:
+                raise NevermindError(
+                    f"task file {file!r} registers no task {task_name!r}; it registers: {', '.join(added) or 'none'}"
+                )
+        elif name not in known:
             raise NevermindError(
                 f"unknown task {name!r}; known tasks: {', '.join(sorted(known))} (or path/to/file.py:name)"
             )
+
+
+def check_adapter_specs(specs: Sequence[str]) -> None:
+    """Fail fast on an adapter spec that does not parse or validate (before any model loads)."""
+    if specs:
+        from nevermind.adapters import adapter_config, parse_spec
+
+        for spec in specs:
+            adapter_config(*parse_spec(spec))
 
 
 def prepare_out_dir(out: Path) -> Path:
@@ -63,16 +84,21 @@ def task_options(spec: RunSpec) -> TaskOptions:
 
 
 def run_eval(config: EvalConfig, *, progress: RunProgress | None = None, load: Any = None) -> list[RunResult]:
-    """Run every model of `config` in turn (one run directory each, resumed when it exists)."""
+    """Run every model of `config` in turn (one run directory each, resumed when it exists).
+
+    Everything that can fail before a model loads (task names and files, adapter specs, model
+    names; the device was checked with the config) fails before any directory or index row exists."""
     check_task_names(config.tasks)
+    check_adapter_specs(config.adapters)
     if load is None:  # an unknown model or backend fails here, before any run directory is made for it
         from nevermind.models.backends import prepare_model
 
         for model in config.models:
             prepare_model(model, config.backend, (progress or SilentProgress()).status)
+    weights = {model: weights_fingerprint(model) for model in config.models}
     out = prepare_out_dir(config.out)
     index = RunIndex(out)
-    return [run_model(spec, out, index=index, progress=progress, load=load) for spec in config.run_specs()]
+    return [run_model(spec, out, index=index, progress=progress, load=load) for spec in config.run_specs(weights)]
 
 
 def run_model(
@@ -87,11 +113,12 @@ def run_model(
     """Run (or resume) one model's run; `model` skips loading, `load(name, **options)` replaces `load_model`."""
     progress = progress or SilentProgress()
     index = index or RunIndex(out)
+    _say_if_weights_changed(spec, index)
     run = RunDir.create(out, spec)
     with run.lock():
         run.repair()
         finished = {record.key for record in run.records()}
-        meta = run.update_meta(run_id=spec.run_id, model=spec.model, status="running",
+        meta = run.update_meta(run_id=spec.run_id, model=spec.display_model, status="running",
                                attempts=run.meta().get("attempts", 0) + 1, started=utc_now(), finished=None)
         index.start(spec, run.path, attempts=meta["attempts"], started=meta["started"], n_samples=len(finished))
         try:
@@ -106,6 +133,18 @@ def run_model(
     return result
 
 
+def _say_if_weights_changed(spec: RunSpec, index: RunIndex) -> None:
+    """Warn when runs of this model with other weights exist: they are kept, and not reused."""
+    if spec.weights is None:
+        return
+    older = [row.id for row in index.runs(model=spec.display_model)
+             if row.id != spec.run_id and row.config.get("weights") not in (None, spec.weights)]
+    if older:
+        warnings.warn(NevermindWarning(
+            f"the weights of {spec.display_model} changed since run {older[-1]}: starting run {spec.run_id} "
+            "instead of reusing its samples"), stacklevel=3)
+
+
 def _attempt(
     spec: RunSpec,
     run: RunDir,
@@ -117,7 +156,7 @@ def _attempt(
     model: Any,
 ) -> RunResult:
     if model is None:
-        progress.status(f"loading {spec.model}")
+        progress.status(f"loading {spec.display_model}")
         if load is None:
             from nevermind.models import load_model as load
         model = load(spec.model, backend=spec.backend, device=spec.device, dtype=spec.dtype,

@@ -22,7 +22,7 @@ import yaml
 
 from nevermind.errors import NevermindError
 from nevermind.runs.config import RunSpec
-from nevermind.runs.files import file_lock, write_atomic
+from nevermind.runs.files import file_lock, read_text, write_atomic
 from nevermind.runs.records import RecordFile
 
 CONFIG_FILE = "config.yaml"
@@ -121,9 +121,10 @@ class RunDir:
     def spec(self) -> RunSpec:
         """The run's resolved config."""
         path = self.path / CONFIG_FILE
+        text = read_text(path, "run config")
         try:
-            return RunSpec(**yaml.safe_load(path.read_text()))
-        except (OSError, yaml.YAMLError, TypeError, ValueError) as error:
+            return RunSpec(**yaml.safe_load(text))
+        except (yaml.YAMLError, TypeError, ValueError) as error:
             raise NevermindError(f"{path}: not a valid run config ({str(error).splitlines()[0]})") from None
 
     # ------------------------------------------------------------------ samples
@@ -159,12 +160,12 @@ class RunDir:
     def summary(self) -> dict[str, Any] | None:
         """The summary written when the run last finished, if any."""
         path = self.path / SUMMARY_FILE
-        return json.loads(path.read_text()) if path.exists() else None
+        return _read_object(path, "run summary") if path.exists() else None
 
     def meta(self) -> dict[str, Any]:
         """Status, attempt count and timestamps (empty before the first attempt)."""
         path = self.path / META_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
+        return _read_object(path, "run status file") if path.exists() else {}
 
     def update_meta(self, **changes: Any) -> dict[str, Any]:
         """Merge `changes` into run.json atomically and return the result."""
@@ -177,6 +178,19 @@ class RunDir:
         return file_lock(
             self.path / LOCK_FILE, wait=False, busy_message=f"run {self.path} is in use by another nevermind process"
         )
+
+
+def _read_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object file nevermind wrote; damage (not JSON, not an object, not UTF-8) is one line."""
+    text = read_text(path, what)
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise NevermindError(f"{path}:{getattr(error, 'lineno', 1)}: corrupt {what} (not JSON: {error}); "
+                             "move it away to start this run's status afresh") from None
+    if not isinstance(data, dict):
+        raise NevermindError(f"{path}:1: corrupt {what} (a JSON {type(data).__name__}, not an object)")
+    return data
 
 
 def _numbered(records: RecordFile) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -12,7 +12,7 @@ from nevermind.scoring.stats import mean_and_se
 
 def summarize(run: RunDir, spec: RunSpec) -> dict[str, Any]:
     """The run's summary: per task, n and mean ± standard error of the score and of every extra metric."""
-    return {"run_id": spec.run_id, "model": spec.model, "tasks": aggregate(run.records()), "written": utc_now()}
+    return {"run_id": spec.run_id, "model": spec.display_model, "tasks": aggregate(run.records()), "written": utc_now()}
 
 
 def aggregate(records: Sequence[SampleRecord]) -> dict[str, Any]:

@@ -1,180 +1,156 @@
-"""An OpenAI-compatible HTTP API over one local model (plus decode-time adapters): /v1/models,
-/v1/chat/completions and /v1/completions, with token log-probabilities, so any OpenAI client,
-inspect_ai or lm-evaluation-harness can use a base model with an adapter.
+"""An OpenAI-compatible HTTP API over one model (plus decode-time adapters): /v1/models,
+/v1/chat/completions and /v1/completions (every prompt form, echo, log-probabilities, streaming as
+server-sent events), and /tokenize, /detokenize, /tokenizer_info (vLLM's shape, which
+lm-evaluation-harness's local-completions detects and uses instead of needing a tokenizer).
 
-Requests are served one at a time (one lock around the model). Log-probabilities are the
-model's own next-token distribution at each position, before any adapter reshapes it."""
+Requests are batched by the engine (serve/engine.py): one worker thread owns the model and runs
+what arrives together as one batch. Log-probabilities are the model's own next-token distribution
+at each position, before any adapter reshapes it."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import json
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
-import torch
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
 
 from nevermind.errors import NevermindError
-from nevermind.models.requests import GenerateRequest, GenerationConfig
+from nevermind.models.requests import GenerateRequest, TokensPrompt
+from nevermind.serve.engine import (
+    DEFAULT_BATCH_WINDOW,
+    DEFAULT_MAX_BATCH,
+    APIError,
+    Engine,
+    Job,
+    TokenRow,
+    async_sink,
+)
+from nevermind.serve.schema import ChatCompletionRequest, CompletionRequest
 
-MAX_TOP_LOGPROBS = 20
-"""Most alternatives returned per position (OpenAI's limit)."""
-
-
-class ContentPart(BaseModel):
-    """One part of a multi-part message; only text parts are understood."""
-
-    model_config = ConfigDict(extra="allow")
-    type: str = "text"
-    text: str = ""
-
-
-class ChatMessage(BaseModel):
-    """One chat turn as OpenAI clients send it."""
-
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "user", "assistant", "developer"]
-    content: str | list[ContentPart] | None = ""
-
-    def text(self) -> str:
-        """The message's text (text parts joined)."""
-        if isinstance(self.content, list):
-            return "".join(part.text for part in self.content if part.type == "text")
-        return self.content or ""
-
-
-class SamplingFields(BaseModel):
-    """Fields shared by chat and text completions (unknown OpenAI fields are accepted and ignored)."""
-
-    model_config = ConfigDict(extra="allow")
-    model: str | None = None
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    n: int = 1
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    stream: bool = False
-
-    def generation_config(self, max_tokens: int) -> GenerationConfig:
-        """The GenerationConfig these fields ask for."""
-        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        return GenerationConfig(
-            max_new_tokens=max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=self.seed,
-            stop=tuple(stop),
-        )
-
-
-class ChatCompletionRequest(SamplingFields):
-    """POST /v1/chat/completions."""
-
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    logprobs: bool = False
-    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
-
-
-class CompletionRequest(SamplingFields):
-    """POST /v1/completions."""
-
-    prompt: str | list[str]
-    max_tokens: int = Field(16, ge=0)
-    logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
-    echo: bool = False
-
-
-class APIError(Exception):
-    """A request the server refuses, answered as an OpenAI error object."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _error(message: str, status: int) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+PROMPT_FORMS = "prompt: give a string, a list of strings, a list of token ids, or a list of token-id lists"
+DISCONNECT_POLL = 0.5
+"""Seconds between checks that a client waiting for a whole (non-streamed) answer is still there."""
 
 
 class Server:
-    """The model, its adapters and one lock: what every endpoint calls into."""
+    """The model, its adapters and the engine that batches requests: what every endpoint calls into."""
 
     def __init__(
-        self, model: Any, *, model_id: str | None = None, adapters: Sequence[Any] = (), max_tokens: int = 512
+        self,
+        model: Any,
+        *,
+        model_id: str | None = None,
+        adapters: Sequence[Any] = (),
+        max_tokens: int = 512,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        batch_window: float = DEFAULT_BATCH_WINDOW,
     ) -> None:
-        self.model = model
         self.model_id = model_id or model.name
-        self.adapters = list(adapters)
         self.max_tokens = max_tokens
-        self.lock = threading.Lock()
         self.created = int(time.time())
+        self.engine = Engine(model, adapters=adapters, max_batch=max_batch, batch_window=batch_window)
 
-    def generate(self, prompts: list[str], config: GenerationConfig) -> list[Any]:
-        """Generate for already formatted prompts, through the adapters when there are any."""
-        requests = [GenerateRequest(p, chat=False) for p in prompts]
-        with self.lock:
-            if self.adapters:
-                from nevermind.adapters import generate_with_adapters
+    def check_model(self, requested: str | None) -> None:
+        """An unknown model name is a 404, as OpenAI answers it (no name: the served model)."""
+        if requested is not None and requested != self.model_id:
+            raise APIError(
+                f"the model {requested!r} does not exist here; this server serves {self.model_id!r}",
+                404, code="model_not_found", param="model",
+            )  # fmt: skip
 
-                return generate_with_adapters(
-                    self.model, requests, config, self.adapters, batch_size=len(requests), on_batch=None
-                )
-            return self.model.generate(requests, config, batch_size=len(requests))
+    def close(self) -> None:
+        """Stop the engine's worker."""
+        self.engine.close()
 
-    @torch.inference_mode()
-    def logprobs(
-        self, prompt_ids: list[int], new_ids: list[int], top: int, echo: bool
-    ) -> list[dict[str, Any]]:
-        """Per-token log-probability and the `top` most likely alternatives, for the new tokens
-        (and, with `echo`, the prompt tokens after the first, which has none)."""
-        ids = prompt_ids + new_ids
-        if len(ids) < 2:
-            return [{"id": i, "logprob": None, "top": []} for i in ids] if echo else []
-        first = 1 if echo else len(prompt_ids)
-        keep = len(ids) - first
-        with self.lock:
-            logits = (
-                self.model.model(
-                    input_ids=torch.tensor([ids], device=self.model.device), logits_to_keep=keep + 1
-                )
-                .logits[0, :-1]
-                .float()
-            )
-        logp = torch.log_softmax(logits, dim=-1)
-        targets = torch.tensor(ids[first:], device=logp.device)
-        chosen = logp.gather(-1, targets[:, None])[:, 0].tolist()
-        alternatives = logp.topk(top, dim=-1) if top else None
-        rows = [{"id": ids[0], "logprob": None, "top": []}] if echo else []
-        for k, token_id in enumerate(ids[first:]):
-            top_rows = []
-            if alternatives is not None:
-                top_rows = list(zip(alternatives.indices[k].tolist(), alternatives.values[k].tolist()))
-            rows.append({"id": token_id, "logprob": chosen[k], "top": top_rows})
-        return rows
 
-    def pieces(self, ids: list[int]) -> list[str]:
-        """Each token's share of the decoded text (special tokens decode to nothing)."""
-        tokenizer = self.model.tokenizer
-        out, previous = [], ""
-        for k in range(1, len(ids) + 1):
-            text = tokenizer.decode(ids[:k], skip_special_tokens=True)
-            out.append(
-                text[len(previous) :] if text.startswith(previous) else tokenizer.decode(ids[k - 1 : k])
-            )
-            previous = text
-        return out
+class ClientGone(APIError):
+    """The client hung up while waiting; its jobs were cancelled."""
 
-    def token_text(self, token_id: int) -> str:
-        """A single token decoded on its own."""
-        return self.model.tokenizer.decode([token_id])
+    def __init__(self) -> None:
+        super().__init__("the client disconnected", 499)
+
+
+class _Answer:
+    """The jobs of one HTTP request and the events the worker sends about them."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.checked = time.monotonic()
+        sink = async_sink(asyncio.get_running_loop(), self.events)
+        for job in jobs:
+            job.sink = sink
+
+    def cancel(self) -> None:
+        """Stop the jobs: a generation in progress stops at its next token."""
+        for job in self.jobs:
+            job.cancelled = True
+
+    async def next_event(self, request: Request) -> tuple[Any, ...]:
+        """The next event; a client that hung up cancels the jobs (their generation stops)."""
+        while True:
+            if time.monotonic() - self.checked > DISCONNECT_POLL:
+                self.checked = time.monotonic()
+                if await request.is_disconnected():
+                    self.cancel()
+                    raise ClientGone()
+            try:
+                return await asyncio.wait_for(self.events.get(), DISCONNECT_POLL)
+            except TimeoutError:
+                continue
+
+    async def accepted(self, request: Request) -> None:
+        """Wait until the worker has tokenized and checked the jobs; raise its refusal."""
+        event = await self.next_event(request)
+        if event[0] == "error":
+            self.cancel()
+            raise event[2]
+
+    async def finished(self, request: Request) -> None:
+        """Wait until every job is done."""
+        left = len(self.jobs)
+        while left:
+            event = await self.next_event(request)
+            if event[0] == "error":
+                self.cancel()
+                raise event[2]
+            left -= event[0] == "done"
+
+
+class _EventStream(StreamingResponse):
+    """Server-sent events; whenever the response ends (done, or the client hung up and the next
+    write failed), the request's jobs are cancelled so no generation outlives its client."""
+
+    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
+def _sse(payload: dict[str, Any] | str) -> str:
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n"
+
+
+def _error_body(error: APIError) -> dict[str, Any]:
+    kind = "invalid_request_error" if error.status < 500 else "server_error"
+    return {"error": {"message": str(error), "type": kind, "param": error.param, "code": error.code}}
+
+
+def _error(error: APIError) -> JSONResponse:
+    return JSONResponse(_error_body(error), status_code=error.status)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -185,34 +161,48 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def _finish(reason: str) -> str:
+def _finish(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
 
-def _check_common(body: SamplingFields) -> None:
-    if body.stream:
-        raise APIError("streaming is not supported by nevermind serve; send stream=false")
-    if body.n != 1:
-        raise APIError("only n=1 is supported")
+def _max_tokens(server: Server, asked: int | None) -> int:
+    return server.max_tokens if asked is None else min(asked, server.max_tokens)
+
+
+class TokenizeRequest(BaseModel):
+    """POST /tokenize (vLLM's shape): text → token ids."""
+
+    prompt: str
+    add_special_tokens: bool = True
+
+
+class DetokenizeRequest(BaseModel):
+    """POST /detokenize (vLLM's shape): token ids → text."""
+
+    tokens: list[int]
 
 
 def create_app(server: Server) -> FastAPI:
     """The FastAPI application serving `server`'s model."""
     app = FastAPI(title="nevermind", docs_url=None, redoc_url=None)
+    engine = server.engine
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, error: APIError) -> JSONResponse:
-        return _error(str(error), error.status)
+        return _error(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(f"{where}: {first.get('msg')}", 400)
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        if loc[:1] == ["prompt"]:  # a union of four forms: pydantic's first complaint names one at random
+            return _error(APIError(PROMPT_FORMS, param="prompt"))
+        message = str(first.get("msg", "")).removeprefix("Value error, ")
+        return _error(APIError(f"{'.'.join(loc)}: {message}" if loc else message))
 
     @app.exception_handler(NevermindError)
     async def user_error(_: Request, error: NevermindError) -> JSONResponse:
-        return _error(str(error), 400)
+        return _error(APIError(str(error)))
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
@@ -223,124 +213,227 @@ def create_app(server: Server) -> FastAPI:
             ],
         }
 
-    @app.post("/v1/chat/completions")
-    def chat_completions(body: ChatCompletionRequest) -> dict[str, Any]:
-        _check_common(body)
-        messages = [
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in body.messages
-        ]
-        try:
-            prompt = server.model.format_prompt(GenerateRequest(messages, chat=True))
-        except ValueError as error:
-            raise APIError(str(error)) from None
-        max_tokens = min(
-            body.max_completion_tokens or body.max_tokens or server.max_tokens, server.max_tokens
+    @app.get("/v1/models/{model_id:path}")
+    def model(model_id: str) -> dict[str, Any]:
+        server.check_model(model_id)
+        return {"id": server.model_id, "object": "model", "created": server.created, "owned_by": "nevermind"}
+
+    # ---------------------------------------------------------------- chat
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+        server.check_model(body.model)
+        if body.streaming and body.logprobs:
+            raise APIError("logprobs are not available with stream=true; send stream=false", param="logprobs")
+        asked = body.max_completion_tokens or body.max_tokens
+        job = Job(
+            GenerateRequest(body.chat_messages(), chat=True),
+            max_tokens=_max_tokens(server, asked),
+            stop=body.stop_strings(),
+            sampling=body.sampling(),
+            logprobs=(body.top_logprobs or 0) if body.logprobs else None,
+            clamp_to_context=asked is None,
+            stream=body.streaming,
         )
-        try:
-            config = body.generation_config(max_tokens)
-        except ValueError as error:
-            raise APIError(str(error)) from None
-        generation = server.generate([prompt], config)[0]
+        answer = _Answer([job])
+        engine.submit([job])
+        await answer.accepted(request)
+        ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        head = {"id": ident, "created": created, "model": server.model_id}
+        if body.streaming:
+            return _EventStream(_chat_events(answer, head, body, request), answer.cancel)
+        await answer.finished(request)
         choice: dict[str, Any] = {
             "index": 0,
-            "message": {"role": "assistant", "content": generation.text},
-            "finish_reason": _finish(generation.finish_reason),
+            "message": {"role": "assistant", "content": job.text},
+            "finish_reason": _finish(job.finish_reason),
             "logprobs": None,
         }
-        if body.logprobs:
-            rows = server.logprobs(
-                server.model.encode(prompt), generation.token_ids, body.top_logprobs or 0, echo=False
-            )
-            choice["logprobs"] = {"content": [_chat_logprob(server, row) for row in rows]}
+        if job.rows is not None:
+            choice["logprobs"] = {"content": [_chat_logprob(row) for row in job.rows]}
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            **head,
             "object": "chat.completion",
-            "created": int(time.time()),
-            "model": server.model_id,
             "choices": [choice],
-            "usage": _usage(generation.prompt_tokens, len(generation.token_ids)),
+            "usage": _usage(len(job.prompt_ids), len(job.token_ids)),
         }
 
-    @app.post("/v1/completions")
-    def completions(body: CompletionRequest) -> dict[str, Any]:
-        _check_common(body)
-        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-        if not prompts:
-            raise APIError("prompt: at least one prompt is needed")
-        max_tokens = min(body.max_tokens, server.max_tokens)
-        if max_tokens == 0:
-            if not body.echo:
-                raise APIError("max_tokens=0 only makes sense with echo=true")
-            generations = None
-        else:
-            try:
-                config = body.generation_config(max_tokens)
-            except ValueError as error:
-                raise APIError(str(error)) from None
-            generations = server.generate(prompts, config)
-        choices, prompt_total, completion_total = [], 0, 0
-        for index, prompt in enumerate(prompts):
-            prompt_ids = server.model.encode(prompt)
-            new_ids = generations[index].token_ids if generations else []
-            text = generations[index].text if generations else ""
+    async def _chat_events(
+        answer: _Answer, head: dict[str, Any], body: ChatCompletionRequest, request: Request
+    ) -> AsyncIterator[str]:
+        job = answer.jobs[0]
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return _sse({**head, "object": "chat.completion.chunk", "choices": [choice]})
+
+        yield chunk({"role": "assistant", "content": ""})
+        try:
+            while True:
+                event = await answer.next_event(request)
+                if event[0] == "delta":
+                    yield chunk({"content": event[2]})
+                elif event[0] == "done":
+                    break
+                elif event[0] == "error":
+                    yield _sse(_error_body(event[2]))
+                    yield _sse("[DONE]")
+                    return
+        except ClientGone:
+            return
+        yield chunk({}, _finish(job.finish_reason))
+        if body.include_usage:
+            usage = _usage(len(job.prompt_ids), len(job.token_ids))
+            yield _sse({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        yield _sse("[DONE]")
+
+    # ---------------------------------------------------------------- completions
+    @app.post("/v1/completions", response_model=None)
+    async def completions(body: CompletionRequest, request: Request) -> Any:
+        server.check_model(body.model)
+        if body.streaming and body.logprobs is not None:
+            raise APIError("logprobs are not available with stream=true; send stream=false", param="logprobs")
+        max_tokens = _max_tokens(server, body.max_tokens)
+        if max_tokens == 0 and not body.echo:
+            raise APIError("max_tokens=0 only makes sense with echo=true", param="max_tokens")
+        jobs = []
+        for index, prompt in enumerate(body.prompts()):
+            if isinstance(prompt, str):
+                if not prompt:
+                    raise APIError(
+                        f"prompt {index} is empty: give at least one token of text", param="prompt"
+                    )
+                generate_request = GenerateRequest(prompt, chat=False)
+            else:
+                if not prompt:
+                    raise APIError(f"prompt {index} is an empty list of token ids", param="prompt")
+                generate_request = GenerateRequest(TokensPrompt(prompt))
+            jobs.append(
+                Job(
+                    generate_request,
+                    max_tokens=max_tokens,
+                    stop=body.stop_strings(),
+                    sampling=body.sampling(),
+                    logprobs=body.logprobs,
+                    echo=bool(body.echo),
+                    stream=body.streaming,
+                    index=index,
+                )
+            )
+        answer = _Answer(jobs)
+        engine.submit(jobs)
+        await answer.accepted(request)
+        ident, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        head = {"id": ident, "object": "text_completion", "created": created, "model": server.model_id}
+        if body.streaming:
+            return _EventStream(_completion_events(answer, head, body, request), answer.cancel)
+        await answer.finished(request)
+        choices = []
+        for job in jobs:
+            echoed = job.echo_text if body.echo else ""
             choice: dict[str, Any] = {
-                "index": index,
-                "text": (prompt + text) if body.echo else text,
-                "finish_reason": _finish(generations[index].finish_reason) if generations else "length",
+                "index": job.index,
+                "text": echoed + job.text,
+                "finish_reason": _finish(job.finish_reason),
                 "logprobs": None,
             }
-            if body.logprobs is not None:
-                rows = server.logprobs(prompt_ids, new_ids, body.logprobs, echo=body.echo)
-                choice["logprobs"] = _completion_logprobs(
-                    server, rows, prompt_ids if body.echo else [], new_ids
-                )
+            if job.rows is not None:
+                choice["logprobs"] = _completion_logprobs(job.rows)
             choices.append(choice)
-            prompt_total += len(prompt_ids)
-            completion_total += len(new_ids)
+        prompt_total = sum(len(j.prompt_ids) for j in jobs)
         return {
-            "id": f"cmpl-{uuid.uuid4().hex[:24]}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": server.model_id,
+            **head,
             "choices": choices,
-            "usage": _usage(prompt_total, completion_total),
+            "usage": _usage(prompt_total, sum(len(j.token_ids) for j in jobs)),
         }
+
+    async def _completion_events(
+        answer: _Answer, head: dict[str, Any], body: CompletionRequest, request: Request
+    ) -> AsyncIterator[str]:
+        def chunk(index: int, text: str, finish: str | None = None) -> str:
+            choice = {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
+            return _sse({**head, "choices": [choice]})
+
+        if body.echo:
+            for job in answer.jobs:
+                yield chunk(job.index, job.echo_text)
+        left = len(answer.jobs)
+        try:
+            while left:
+                event = await answer.next_event(request)
+                if event[0] == "delta":
+                    yield chunk(event[1].index, event[2])
+                elif event[0] == "done":
+                    left -= 1
+                    yield chunk(event[1].index, "", _finish(event[1].finish_reason))
+                elif event[0] == "error":
+                    yield _sse(_error_body(event[2]))
+                    yield _sse("[DONE]")
+                    return
+        except ClientGone:
+            return
+        if body.include_usage:
+            jobs = answer.jobs
+            usage = _usage(sum(len(j.prompt_ids) for j in jobs), sum(len(j.token_ids) for j in jobs))
+            yield _sse({**head, "choices": [], "usage": usage})
+        yield _sse("[DONE]")
+
+    # ---------------------------------------------------------------- tokenizer (vLLM's endpoints)
+    @app.post("/tokenize")
+    async def tokenize(body: TokenizeRequest) -> dict[str, Any]:
+        ids = await run_in_threadpool(
+            engine.call, lambda m: m.encode(body.prompt, prefix=body.add_special_tokens)
+        )
+        return {"tokens": ids, "count": len(ids), "max_model_len": engine.context_length}
+
+    @app.post("/detokenize")
+    async def detokenize(body: DetokenizeRequest) -> dict[str, Any]:
+        return {"prompt": await run_in_threadpool(engine.call, lambda m: m.decode(body.tokens))}
+
+    @app.get("/tokenizer_info")
+    async def tokenizer_info() -> dict[str, Any]:
+        return await run_in_threadpool(engine.call, _tokenizer_info)
 
     return app
 
 
-def _chat_logprob(server: Server, row: dict[str, Any]) -> dict[str, Any]:
-    token = server.token_text(row["id"])
+def _tokenizer_info(model: Any) -> dict[str, Any]:
+    """The special tokens and chat template, read from the model's tokenizer (the interface's
+    `tokenizer` attribute: a transformers tokenizer of its vocabulary, or None)."""
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise APIError(f"backend {model.backend} has no local tokenizer to describe", 404)
+    info: dict[str, Any] = {
+        key: getattr(tokenizer, key, None) for key in ("eos_token", "bos_token", "pad_token", "unk_token")
+    }
+    info["chat_template"] = getattr(tokenizer, "chat_template", None)
+    info["model_max_length"] = model.info().get("context_length")
+    return info
+
+
+def _chat_logprob(row: TokenRow) -> dict[str, Any]:
     return {
-        "token": token,
-        "logprob": row["logprob"],
-        "bytes": list(token.encode("utf-8")),
-        "top_logprobs": [
-            {"token": (t := server.token_text(i)), "logprob": v, "bytes": list(t.encode("utf-8"))}
-            for i, v in row["top"]
-        ],
+        "token": row.text,
+        "logprob": row.logprob,
+        "bytes": list(row.text.encode("utf-8")),
+        "top_logprobs": [{"token": t, "logprob": v, "bytes": list(t.encode("utf-8"))} for t, v in row.top],
     }
 
 
-def _completion_logprobs(
-    server: Server, rows: list[dict[str, Any]], echoed: list[int], new_ids: list[int]
-) -> dict[str, Any]:
+def _completion_logprobs(rows: list[TokenRow]) -> dict[str, Any]:
     """The legacy completions logprobs object; text_offset indexes the returned text."""
-    pieces = server.pieces(echoed + new_ids) if echoed else server.pieces(new_ids)
     offsets, position = [], 0
-    for piece in pieces:
+    for row in rows:
         offsets.append(position)
-        position += len(piece)
-    top = []
+        position += len(row.text)
+    top: list[dict[str, float] | None] = []
     for row in rows:
         alternatives: dict[str, float] = {}
-        for i, v in row["top"]:
-            alternatives.setdefault(server.token_text(i), v)
+        for text, value in row.top:
+            alternatives.setdefault(text, value)
         top.append(alternatives or None)
     return {
-        "tokens": pieces,
-        "token_logprobs": [row["logprob"] for row in rows],
+        "tokens": [row.text for row in rows],
+        "token_logprobs": [row.logprob for row in rows],
         "top_logprobs": top,
         "text_offset": offsets,
     }

@@ -20,7 +20,9 @@ def serve_in_thread(
     """Serve `app` in a daemon thread; yield its base URL (http://host:port/v1); stop on exit.
 
     Port 0 picks a free port."""
-    import uvicorn
+    from nevermind.extras import require
+
+    uvicorn = require("serve", "uvicorn", purpose="serving the API")
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from nevermind.config import load_config
 from nevermind.errors import NevermindError
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -131,52 +131,27 @@ class TrainConfig(BaseModel):
         return Path("runs") / "train" / f"{name}-{self.recipe.replace(':', '-')}-s{self.seed}"
 
 
-def _error_line(error: ValidationError, source: str) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "config"
-    return f"{source}: {where}: {first['msg']}"
-
-
 def build_config(
     preset: str | None = None, file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
-    """A TrainConfig from a preset, then a YAML file, then explicit overrides (later wins)."""
-    values: dict[str, Any] = {}
-    if file is not None:
-        file_values = load_yaml(file)
-        preset = preset or file_values.get("preset")
-    if preset is not None:
-        if preset not in PRESETS:
-            raise NevermindError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-        values.update(PRESETS[preset], preset=preset)
-    if file is not None:
-        values.update(file_values)
-        if preset is not None:
-            values["preset"] = preset
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        return TrainConfig(**values)
-    except ValidationError as error:
-        raise NevermindError(_error_line(error, str(file) if file else "train config")) from None
+    """A TrainConfig from a preset, then a YAML file, then explicit overrides (later wins).
 
+    The file is read by `nevermind.config.load_config`, so its errors name file:line like every
+    other config; an experiment file's nested `train:` section is read as the training config."""
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML config file; a parse error names the file and line."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NevermindError(f"{path}: no such file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise NevermindError(
-            f"{path}{line}: invalid YAML ({getattr(error, 'problem', None) or error})"
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise NevermindError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
-    if isinstance(data.get("train"), dict):  # an experiment file may nest the training section
-        data = data["train"]
-    return data
+    def prepare(data: dict[str, Any], lines: dict[str, int]) -> None:
+        if isinstance(data.get("train"), dict):  # an experiment file nests the training section
+            nested = data.pop("train")
+            data.clear()
+            data.update(nested)
+        chosen = preset or data.get("preset")
+        if chosen is None:
+            return
+        if chosen not in PRESETS:
+            raise NevermindError(f"unknown preset {chosen!r}: choose one of {', '.join(PRESETS)}")
+        for key, value in PRESETS[chosen].items():
+            data.setdefault(key, value)
+        data["preset"] = chosen
+
+    given = {key: value for key, value in (overrides or {}).items() if key != "preset"}
+    return load_config(TrainConfig, file, given, what="training config", prepare=prepare)
