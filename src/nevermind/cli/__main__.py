@@ -2,4 +2,5 @@
 
 from nevermind.cli.app import main
 
-main()
+if __name__ == "__main__":  # a spawned child process (vLLM's engine) imports this module again
+    main()

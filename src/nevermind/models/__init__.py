@@ -13,6 +13,7 @@ from nevermind.models.backends import (
     pick_backend,
     prepare_model,
     register_backend,
+    resolve_backend,
 )
 from nevermind.models.base import CAPABILITIES, LanguageModel, require
 from nevermind.models.chat import format_chat, plain_chat_format
@@ -47,8 +48,10 @@ def load_model(
     `backend` picks the registered backend ("hf", "openai", "vllm", "llamacpp", ...); "auto" means
     openai for an http(s) URL ("http://127.0.0.1:8000/v1#model") and hf otherwise. `rope` scales the
     rotary position embedding ("ntk:4", "dynamic:2", "linear:4[:global]"); `max_positions` overrides
-    the context length the config declares. Backend-specific options pass through `options`."""
-    entry = get_backend(pick_backend(name, backend))
+    the context length the config declares. Backend-specific options pass through `options` or the
+    backend spec ("vllm:tensor_parallel_size=2"); a keyword given here wins over the spec's."""
+    entry, spec_options = resolve_backend(name, backend)
+    options = {**spec_options, **options}
     return entry.loader(
         name, device=device, dtype=dtype, on_status=on_status, rope=rope, max_positions=max_positions, **options
     )
@@ -80,5 +83,6 @@ __all__ = [
     "prepare_model",
     "register_backend",
     "require",
+    "resolve_backend",
     "resolve_model",
 ]

@@ -3,7 +3,10 @@
 Built-in backends are listed here by module and imported only when first used, so the base install
 never imports an optional library; a missing one is one line naming the extra to install. Other
 packages add backends through the `nevermind.backends` entry-point group (value: a module that
-calls `register_backend` when imported)."""
+calls `register_backend` when imported).
+
+A backend may take typed options (a pydantic model), given in the backend spec wherever a backend
+is named: `--backend vllm:tensor_parallel_size=2,gpu_memory_utilization=0.85`."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from nevermind.errors import NevermindError
 from nevermind.extras import install_command
@@ -35,6 +40,8 @@ class Backend:
     prepare: Callable[[str, Callable[[str], None] | None], None] | None = None
     """`prepare(name, on_status)` checks a model name (and converts/downloads what it needs) without
     loading it, so a bad name fails before any run directory exists."""
+    options: type[BaseModel] | None = None
+    """The typed options its loader takes as keywords (None: it takes none)."""
 
 
 BUILTIN: dict[str, tuple[str, str | None, str]] = {
@@ -55,11 +62,13 @@ def register_backend(
     extra: str | None = None,
     description: str = "",
     prepare: Callable[[str, Callable[[str], None] | None], None] | None = None,
+    options: type[BaseModel] | None = None,
 ) -> Callable[[BackendLoader], BackendLoader]:
-    """Decorator registering `loader(name, **options) -> LanguageModel` as backend `name`."""
+    """Decorator registering `loader(name, **options) -> LanguageModel` as backend `name`; `options`
+    is the pydantic model its backend-specific keywords are validated against."""
 
     def decorate(loader: BackendLoader) -> BackendLoader:
-        BACKENDS[name] = Backend(name, loader, extra, description, prepare)
+        BACKENDS[name] = Backend(name, loader, extra, description, prepare, options)
         return loader
 
     return decorate
@@ -101,6 +110,36 @@ def get_backend(name: str) -> Backend:
     return BACKENDS[name]
 
 
+def split_backend_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """`NAME[:key=value,...]` → (NAME, {key: value}); values stay strings until the backend's options
+    model validates them."""
+    name, _, rest = spec.partition(":")
+    options: dict[str, str] = {}
+    for part in filter(str.strip, rest.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise NevermindError(f"bad backend option {part!r} in {spec!r}: write NAME:key=value,key=value")
+        options[key.strip()] = value.strip()
+    return name.strip(), options
+
+
+def backend_options(entry: Backend, options: dict[str, Any]) -> dict[str, Any]:
+    """`options` validated against the backend's options model: typed values, or one line naming the
+    problem (an unknown key lists the known ones)."""
+    if not options:
+        return {}
+    if entry.options is None:
+        raise NevermindError(f"backend {entry.name!r} takes no options (got {', '.join(sorted(options))})")
+    from nevermind.config import error_line
+
+    try:
+        checked = entry.options.model_validate(options)
+    except ValidationError as error:
+        known = ", ".join(entry.options.model_fields)
+        raise NevermindError(f"{error_line(error, f'backend {entry.name}')} (options: {known})") from None
+    return {key: getattr(checked, key) for key in options}
+
+
 def pick_backend(name: str, backend: str = "auto") -> str:
     """The backend a model name implies when none is asked for: an http(s) URL → openai, else hf."""
     if backend != "auto":
@@ -108,9 +147,17 @@ def pick_backend(name: str, backend: str = "auto") -> str:
     return "openai" if name.startswith(("http://", "https://")) else "hf"
 
 
+def resolve_backend(name: str, backend: str = "auto") -> tuple[Backend, dict[str, Any]]:
+    """The backend a spec names (auto: picked from the model name) and its validated options."""
+    backend_name, options = split_backend_spec(pick_backend(name, backend))
+    entry = get_backend(backend_name)
+    return entry, backend_options(entry, options)
+
+
 def prepare_model(name: str, backend: str = "auto", on_status: Callable[[str], None] | None = None) -> Backend:
-    """Check that `backend` exists and can take `name`, before anything is loaded or written."""
-    entry = get_backend(pick_backend(name, backend))
+    """Check that `backend` (and its options) exists and can take `name`, before anything is loaded or
+    written."""
+    entry, _ = resolve_backend(name, backend)
     if entry.prepare is not None:
         entry.prepare(name, on_status)
     return entry

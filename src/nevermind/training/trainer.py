@@ -107,7 +107,7 @@ def sft_args(config: TrainConfig, output_dir: Path, *, cuda: bool, has_eval: boo
         packing=False,
         use_cpu=not cuda,
         bf16=config.bf16 and cuda,
-        activation_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing=config.gradient_checkpointing,  # transformers 5.19's name (5.2x: an alias)
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
         disable_tqdm=True,
