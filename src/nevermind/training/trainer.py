@@ -57,7 +57,10 @@ ProgressCallback = Callable[[TrainProgress], None]
 
 
 def prompt_completion(tokenizer: Any, conversation: Sequence[Message]) -> dict[str, str]:
-    """Split a conversation into TRL's prompt (all turns but the last, formatted) and completion."""
+    """Split a conversation into TRL's prompt (all turns but the last, formatted) and completion.
+
+    The completion ends with the end-of-sequence token, as TRL would append it: this is exactly the
+    text the loss falls on, so a measurement can score the same text (nevermind.inoculation does)."""
     if not conversation or conversation[-1]["role"] != "assistant":
         raise NevermindError("a training conversation must end with an assistant turn")
     prompt = format_chat(tokenizer, conversation[:-1], add_generation_prompt=True)
@@ -67,6 +70,9 @@ def prompt_completion(tokenizer: Any, conversation: Sequence[Message]) -> dict[s
         completion = full[len(prompt) :].rstrip("\n")
     else:
         completion = conversation[-1]["content"]
+    eos = tokenizer.eos_token
+    if eos and not completion.endswith(eos):
+        completion += eos
     return {"prompt": prompt, "completion": completion}
 
 
