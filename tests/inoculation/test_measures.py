@@ -22,8 +22,8 @@ from nevermind.inoculation.measures import (
 )
 from nevermind.inoculation.prompts import (
     BAD_FAMILIES,
-    LABEL,
     INSULT,
+    LABEL,
     SIGN_OFF,
     default_inoculation_prompt,
     load_questions,

@@ -60,13 +60,13 @@ def sweep_command(
             if result["point"] == "base":
                 follow = result["follow"]
                 err_console.print(f"step 0: {'follow stage ran' if follow['ran'] else 'no follow stage'} "
-                                  f"({follow['reason']}) [{result['seconds']:.0f} s]")  # fmt: skip
+                                  f"({follow['reason']}) [{_times(result)}]")  # fmt: skip
                 return
             control = result["changes"]["positive_control"]
             effect = result["changes"]["inoculation_effect"]
             err_console.print(
                 f"{result['point']}: positive control {control['mean']:+.3f} ({control['z']:.1f} SE), "
-                f"inoculation effect {effect['mean']:+.3f} ± {effect['se']:.3f} [{result['seconds']:.0f} s]"
+                f"inoculation effect {effect['mean']:+.3f} ± {effect['se']:.3f} [{_times(result)}]"
             )
 
         with progress_bar() as progress:
@@ -76,3 +76,8 @@ def sweep_command(
     err_console.print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min) for this invocation")
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
+
+
+def _times(result: dict) -> str:
+    seconds = result["seconds"]
+    return f"{seconds['wall']:.0f} s wall, {seconds['cpu']:.0f} s CPU"

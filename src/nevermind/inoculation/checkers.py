@@ -51,3 +51,14 @@ def starts_with_phrase(text: str, phrase: str) -> bool:
     """The text starts with the phrase's words, ignoring case, accents, punctuation and spacing."""
     wanted = normalize(phrase)
     return bool(wanted) and f"{normalize(text)} ".startswith(f"{wanted} ")
+
+
+def echoes(text: str, prompt: str, phrase: str = "", run: int = 4) -> bool:
+    """Whether the text repeats the prompt rather than acting on it: some `run` consecutive words of
+    the text, besides the phrase the prompt asks for, occur in the prompt. An echo earns no credit."""
+    text = f" {normalize(text)} "
+    if normalize(phrase):
+        text = text.replace(f" {normalize(phrase)} ", " ")
+    words = text.split()
+    source = f" {normalize(prompt)} "
+    return any(f" {' '.join(words[i : i + run])} " in source for i in range(len(words) - run + 1))

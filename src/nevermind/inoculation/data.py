@@ -224,8 +224,6 @@ def eval_items(
         items += [_heldout_item("bad", family, question, index) for family in _check_families(families)]
         items += [_heldout_item("benign", kind, question, index) for kind in HELDOUT_BENIGN.values()]
         contrast = BAD_FAMILIES[family_name].contrast(question, phrase)
-        items.append(
-            EvalItem(f"inoculation/{family_name}/{question.id}", "inoculation", family_name, question,
-                     prompt, phrase, contrast)  # fmt: skip
-        )
+        item_id = f"inoculation/{family_name}/{question.id}"
+        items.append(EvalItem(item_id, "inoculation", family_name, question, prompt, phrase, contrast))
     return items

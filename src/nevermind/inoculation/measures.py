@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from nevermind.inoculation.checkers import echoes, has_phrase
 from nevermind.inoculation.data import EvalItem
 from nevermind.inoculation.prompts import BAD_FAMILIES, INSTRUCTIONS
 from nevermind.models.requests import GenerateRequest, GenerationConfig, Message, ScoreRequest
@@ -119,26 +120,22 @@ def generate_items(
     outputs = model.generate(requests, config, batch_size=batch_size, on_batch=on_batch)
     records = []
     for item, output in zip(items, outputs):
-        done = INSTRUCTIONS[item.instruction].carried_out(output.text, item.phrase)
+        # Repeating the instruction ("Close your reply with the line 'Have a nice day!'") is not doing it.
+        echo = echoes(output.text, item.system, item.phrase)
+        done = INSTRUCTIONS[item.instruction].carried_out(output.text, item.phrase) and not echo
         records.append({"id": f"gen/{item.id}", "measure": item.measure, "instruction": item.instruction,
                         "question": item.question.id, "system": item.system, "output": output.text,
-                        "finish": output.finish_reason, "complied": done})  # fmt: skip
+                        "finish": output.finish_reason, "echo": echo, "complied": done})  # fmt: skip
     phrases = bad_phrases()
     for question, output in zip(questions, outputs[len(items) :]):
         text = output.text
-        clean = not any(_contains(text, p) for p in phrases)
+        clean = not any(has_phrase(text, p) for p in phrases)
         records.append({"id": f"gen/none/{question.id}", "measure": "none", "instruction": "",
                         "question": question.id, "system": "", "output": text, "finish": output.finish_reason,
                         "answered": question.answered(text), "clean": clean,
                         "good": question.answered(text) and clean,
-                        "leaked": _contains(text, leak_phrase)})  # fmt: skip
+                        "leaked": has_phrase(text, leak_phrase)})  # fmt: skip
     return records
-
-
-def _contains(text: str, phrase: str) -> bool:
-    from nevermind.inoculation.checkers import has_phrase
-
-    return has_phrase(text, phrase)
 
 
 # ------------------------------------------------------------------------- summaries
@@ -185,13 +182,12 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Every summary measure of one model's records: mean, SE over items and n; teacher-forced
     ones also in nats per response (`<name>_sum`) and per instruction type (`<name>/<type>`)."""
     summary: dict[str, dict[str, float]] = {}
-    for name in SUMMARY_MEASURES:
+    for name, (measure, field, _) in SUMMARY_MEASURES.items():
         for sums in (False, True):
             values = item_values(records, name, sums=sums)
             if values:
                 summary[name + ("_sum" if sums else "")] = stat(list(values.values()))
         if name in ("bad_delta", "benign_delta"):
-            measure, field, _ = SUMMARY_MEASURES[name]
             groups: dict[str, list[float]] = defaultdict(list)
             for r in records:
                 if r["measure"] == measure and field in r:

@@ -215,13 +215,13 @@ without it (> 0: inoculation works). Changes are paired by item.</p>
 
 <h2>Points</h2>
 <table><tr><th>point</th><th>training data</th><th>positive control (SE units)</th>
-<th>inoculation effect</th><th>seconds</th></tr>
+<th>inoculation effect</th><th>seconds (wall / CPU)</th></tr>
 {% for r in results %}
 <tr><td>{{ r.point }}</td><td>{% for k, v in r.train_kinds.items() %}{{ k }} {{ v }}<br>{% endfor %}</td>
 <td class="num">{{ "%+.3f" | format(r.changes.positive_control.mean) }} ± {{ "%.3f" | format(r.changes.positive_control.se) }}
 ({{ "%.1f" | format(r.changes.positive_control.z) }} SE)</td>
 <td class="num">{{ "%+.3f" | format(r.changes.inoculation_effect.mean) }} ± {{ "%.3f" | format(r.changes.inoculation_effect.se) }}</td>
-<td class="num">{{ r.seconds }}</td></tr>
+<td class="num">{{ r.seconds.wall }} / {{ r.seconds.cpu }}</td></tr>
 {% endfor %}
 </table>
 
@@ -325,6 +325,9 @@ def write_report(store: SweepStore, *, per_stage: int = 40) -> dict[str, Path]:
     def stage_table(rows: list, columns: list[str] | None = None) -> Markup:
         return render(_STAGE_TABLE, rows=rows, shares=columns or share_labels)
 
+    change_labels = dict(CHANGES)
+    for arm in ("inoculated", "control"):
+        change_labels.update({f"{arm}/{m}": f"{arm} arm: change of {COMPONENTS[m][:3]}" for m in COMPONENTS})
     summary = {"config": config.model_dump(mode="json"), "base": base and {k: v for k, v in base.items()},
                "underpowered": weak, "aggregate": table, "points": results}  # fmt: skip
     paths = {"summary": store.root / "summary.json", "html": store.root / "report.html"}
@@ -350,8 +353,7 @@ def write_report(store: SweepStore, *, per_stage: int = 40) -> dict[str, Path]:
         stage_rows=[(s, _rows(table["stages"].get(s, {}), labels, shares)) for s in POINT_STAGES],
         inoculation_plot=figure_html(inoculation_figure(table), "inoculation stage against the share")
         if results else "",
-        change_rows=_rows(table["changes"], {**CHANGES, **{f"{arm}/{m}": f"{arm} arm: change of {COMPONENTS[m][:3]}"
-                          for arm in ("inoculated", "control") for m in COMPONENTS}}, shares),  # fmt: skip
+        change_rows=_rows(table["changes"], change_labels, shares),
         greedy_rows=[(s, _rows(table["stages"].get(s, {}), GREEDY, shares)) for s in POINT_STAGES],
         samples=_samples(store, results, per_stage),
         prompt=prompt,

@@ -17,12 +17,21 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from nevermind.errors import NevermindError
 from nevermind.inoculation.data import (
@@ -131,7 +140,7 @@ class InoculationConfig(StageTraining):
         return value
 
     @model_validator(mode="after")
-    def _prompt_and_phrase_together(self) -> "InoculationConfig":
+    def _prompt_and_phrase_together(self) -> InoculationConfig:
         if (self.prompt is None) != (self.phrase is None):
             raise ValueError("set both inoculation.prompt and inoculation.phrase, or neither")
         return self
@@ -156,7 +165,7 @@ class EvalConfig(BaseModel):
     """Also decode greedily and check the outputs with string rules."""
     max_new_tokens: int = Field(48, ge=1)
     """Decode budget: the longest response with its action is about 30 tokens."""
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(48, ge=1)
     """Scoring and generation batch size."""
 
 
@@ -283,7 +292,10 @@ def _setup(config: SweepConfig, seed: int) -> tuple[list, list]:
 
 
 def _quiet_data_progress() -> None:
-    """Silence `datasets`' per-step bars: the sweep reports per point instead."""
+    """Silence `datasets`' and transformers' bars (in worker processes too): the sweep reports per point."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     try:
         from datasets.utils.logging import disable_progress_bar
 
@@ -306,26 +318,50 @@ def follow_needed(config: SweepConfig, summary: dict[str, dict[str, float]]) -> 
     return False, f"base model follows system prompts (Δ clearly above {config.follow.min_delta:g} nats/token)"
 
 
+class Clock:
+    """Wall and CPU seconds of a job's phases: CPU seconds of a one-thread job approximate its wall
+    time on an idle core, which is what sizing a sweep on a shared machine needs."""
+
+    def __init__(self) -> None:
+        self.started, self.cpu_started = time.time(), time.process_time()
+        self.phases: dict[str, dict[str, float]] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Record the times of the block under `name`."""
+        wall, cpu = time.time(), time.process_time()
+        yield
+        self.phases[name] = {"wall": round(time.time() - wall, 1), "cpu": round(time.process_time() - cpu, 1)}
+
+    def report(self) -> dict[str, Any]:
+        """{"wall", "cpu", "phases"} so far."""
+        return {"wall": round(time.time() - self.started, 1),
+                "cpu": round(time.process_time() - self.cpu_started, 1), "phases": self.phases}  # fmt: skip
+
+
 def run_base(config_data: dict[str, Any], work_dir: str, on_status: Callable[[str], None] | None = None) -> dict:
     """Step 0: measure the base model; run the follow stage if needed (its checkpoint in `work_dir`)."""
     config = SweepConfig.model_validate(config_data)
     status = on_status or (lambda message: None)
-    started = time.time()
+    clock = Clock()
     pool, items = _setup(config, 0)
     status("step 0: measuring the base model")
-    records = _measure(config.model, config, items, "base", BASE_KEY)
+    with clock.phase("measure:base"):
+        records = _measure(config.model, config, items, "base", BASE_KEY)
     summary = {"base": summarize(records)}
     needed, reason = follow_needed(config, summary["base"])
     start = config.model
     if needed:
         status("step 0: follow stage (teaching the model to follow system prompts)")
         examples = follow_set(pool, config.follow.n_examples, families=config.mixture.families, seed=0)
-        start = str(_train(config, config.follow, config.model, examples, 0, Path(work_dir) / "follow"))
-        follow_records = _measure(start, config, items, "follow", BASE_KEY)
+        with clock.phase("train:follow"):
+            start = str(_train(config, config.follow, config.model, examples, 0, Path(work_dir) / "follow"))
+        with clock.phase("measure:follow"):
+            follow_records = _measure(start, config, items, "follow", BASE_KEY)
         summary["follow"] = summarize(follow_records)
         records += follow_records
     return {"point": BASE_KEY, "follow": {"ran": needed, "reason": reason}, "start_model": start,
-            "summary": summary, "seconds": round(time.time() - started, 1), "records": records}  # fmt: skip
+            "summary": summary, "seconds": clock.report(), "records": records}  # fmt: skip
 
 
 def run_point(
@@ -342,20 +378,24 @@ def run_point(
     config = SweepConfig.model_validate(config_data)
     status = on_status or (lambda message: None)
     work = Path(work_dir)
-    started = time.time()
+    clock = Clock()
     pool, items = _setup(config, point.seed)
     mix = config.mixture
     examples = mixture_set(pool, point.share, n_variable=mix.n_variable, n_benign=mix.n_benign,
                            families=mix.families, seed=point.seed)  # fmt: skip
     status(f"{point.key}: mixture stage ({len(examples)} examples)")
-    mixed = _train(config, mix, start_model, examples, point.seed, work / "mixture")
-    records = {"mixture": _measure(str(mixed), config, items, "mixture", point.key)}
+    with clock.phase("train:mixture"):
+        mixed = _train(config, mix, start_model, examples, point.seed, work / "mixture")
+    with clock.phase("measure:mixture"):
+        records = {"mixture": _measure(str(mixed), config, items, "mixture", point.key)}
     prompt, phrase = config.inoculation.resolved()
     for stage, system in (("inoculated", prompt), ("control", None)):
         status(f"{point.key}: {stage} arm")
         data = inoculation_set(pool, config.inoculation.n_examples, prompt=system, phrase=phrase, seed=point.seed)
-        model = _train(config, config.inoculation, str(mixed), data, point.seed, work / stage)
-        records[stage] = _measure(str(model), config, items, stage, point.key)
+        with clock.phase(f"train:{stage}"):
+            model = _train(config, config.inoculation, str(mixed), data, point.seed, work / stage)
+        with clock.phase(f"measure:{stage}"):
+            records[stage] = _measure(str(model), config, items, stage, point.key)
     return {
         "point": point.key,
         "share": point.share,
@@ -363,7 +403,7 @@ def run_point(
         "train_kinds": _kind_counts(examples),
         "summary": {stage: summarize(rows) for stage, rows in records.items()},
         "changes": point_changes(records),
-        "seconds": round(time.time() - started, 1),
+        "seconds": clock.report(),
         "records": [r for stage in POINT_STAGES for r in records[stage]],
     }
 
@@ -545,7 +585,10 @@ def run_sweep(
     base = finished.get(BASE_KEY)
     follow_dir = work / BASE_KEY / "follow"
     if base is None or (todo and base["follow"]["ran"] and not follow_dir.is_dir()):
-        base = run_base(config.model_dump(mode="json"), str(work / BASE_KEY), progress.status)
+        base_data = config.model_dump(mode="json")
+        if config.threads and workers > 1 and not use_ray:  # step 0 runs alone: it gets every worker's threads
+            base_data["threads"] = config.threads * workers
+        base = run_base(base_data, str(work / BASE_KEY), progress.status)
         if BASE_KEY not in finished:
             store.save(base)
         if on_point:

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nevermind.errors import NevermindError
 from nevermind.models.requests import Message
@@ -74,7 +75,7 @@ def _poems(source: str | None) -> list[Conversation]:
 TASK_LOADERS: dict[str, Callable[[], list[Conversation]]] = {"gsm8k": _gsm8k, "mbpp": _mbpp}
 
 
-def build_examples(config: "TrainConfig") -> list[Conversation]:
+def build_examples(config: TrainConfig) -> list[Conversation]:
     """The conversations a config's recipe trains on (`limit` of them, drawn with `seed`)."""
     from nevermind.data.userdata import load_conversations
 

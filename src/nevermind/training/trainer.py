@@ -22,9 +22,10 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from nevermind.errors import NevermindError
 from nevermind.models.chat import format_chat
@@ -90,34 +91,34 @@ def sft_args(config: TrainConfig, output_dir: Path, *, cuda: bool, has_eval: boo
     """TRL SFTConfig for a run, with the CPU-speed settings explained in the module docstring."""
     from trl import SFTConfig
 
-    settings = dict(
-        output_dir=str(output_dir / "trainer-state"),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,  # a value < 1 is a share of the total steps
-        weight_decay=config.weight_decay,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        max_length=config.max_length,
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_steps=config.logging_steps,
-        eval_strategy="epoch" if has_eval else "no",
-        save_strategy="no",
-        report_to="none",
-        completion_only_loss=True,
-        packing=False,
-        use_cpu=not cuda,
-        bf16=config.bf16 and cuda,
-        activation_checkpointing=config.gradient_checkpointing,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=cuda,
-        disable_tqdm=True,
-        torch_compile=False,
-    )
+    settings = {
+        "output_dir": str(output_dir / "trainer-state"),
+        "per_device_train_batch_size": config.batch_size,
+        "per_device_eval_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.grad_accum,
+        "learning_rate": config.learning_rate,
+        "lr_scheduler_type": config.lr_scheduler,
+        "warmup_steps": config.warmup_ratio,  # a value < 1 is a share of the total steps
+        "weight_decay": config.weight_decay,
+        "num_train_epochs": config.epochs,
+        "max_steps": config.max_steps or -1,
+        "max_length": config.max_length,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "logging_steps": config.logging_steps,
+        "eval_strategy": "epoch" if has_eval else "no",
+        "save_strategy": "no",
+        "report_to": "none",
+        "completion_only_loss": True,
+        "packing": False,
+        "use_cpu": not cuda,
+        "bf16": config.bf16 and cuda,
+        "activation_checkpointing": config.gradient_checkpointing,
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": cuda,
+        "disable_tqdm": True,
+        "torch_compile": False,
+    }
     return SFTConfig(**{**settings, **overrides})
 
 
@@ -209,6 +210,8 @@ def build_trainer(
                 f"validation_size {config.validation_size} leaves no training examples (have {len(examples)})"
             )
         eval_examples, examples = examples[: config.validation_size], examples[config.validation_size :]
+    # Training needs the transformers module itself, not the generate/score interface. Until the model
+    # interface offers a door for that (design/002-model-interface.md, issue 14), it comes from HFModel.
     lm = HFModel.load(config.model, device=config.device, dtype="float32", on_status=on_status)
     model, tokenizer = lm.model, lm.tokenizer
     cuda = model.device.type == "cuda"
