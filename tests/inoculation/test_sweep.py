@@ -1,17 +1,28 @@
-"""The sweep: config errors, one tiny grid run one after another, on a local Ray instance and in a
-worker process (same results for the same seeds), resume after losing a point, and the report."""
+"""The sweep on a tiny model: step 0 and its follow-stage decision, every point's stages and paired
+changes, the same records one after another, on Ray and in worker processes, resuming after a kill,
+the report (escaped output, control arm, the underpowered verdict), and config errors."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
 from nevermind.errors import NevermindError
-from nevermind.inoculation.report import seed_interval, write_report
-from nevermind.inoculation.sweep import Point, SweepConfig, SweepStore, load_config, run_sweep
+from nevermind.inoculation.report import over_seeds, write_report
+from nevermind.inoculation.sweep import (
+    POINTS_FILE,
+    RECORDS_FILE,
+    SweepConfig,
+    SweepStore,
+    follow_needed,
+    load_config,
+    run_sweep,
+    underpowered,
+)
+from nevermind.progress import RecordedProgress
+from tests.cli_runner import run_cli
 
 
 def tiny_config(model_dir) -> SweepConfig:
@@ -19,88 +30,143 @@ def tiny_config(model_dir) -> SweepConfig:
         model=str(model_dir),
         shares=[0.0, 1.0],
         seeds=[0],
-        n_train=4,
-        train={"max_steps": 1, "batch_size": 2, "max_length": 128, "learning_rate": 5e-3},
-        inoculation={"n_examples": 2, "train": {"max_steps": 1}},
-        eval={"n_problems": 2, "max_new_tokens": 8, "batch_size": 8},
+        train={"batch_size": 4, "max_length": 96, "learning_rate": 5e-3, "warmup_ratio": 0.0},
+        follow={"n_examples": 6},
+        mixture={"n_variable": 8, "n_benign": 4},
+        inoculation={"n_examples": 8},
+        eval={"n_questions": 2, "max_new_tokens": 4},
         device="cpu",
         threads=1,
     )
 
 
-def _records(store: SweepStore, point: Point) -> list[dict]:
-    return store.records(point)
-
-
 @pytest.fixture(scope="module")
 def sequential(tiny_llama_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep-seq")
-    seen = []
-    store = run_sweep(
-        tiny_config(tiny_llama_dir), root, on_point=lambda r, done, total: seen.append((done, total))
-    )
-    return store, seen
+    progress, seen = RecordedProgress(), []
+    store = run_sweep(tiny_config(tiny_llama_dir), root, progress=progress, on_point=lambda r: seen.append(r["point"]))
+    return store, progress, seen
 
 
-def test_sequential_sweep_stores_every_point(sequential):
-    store, seen = sequential
-    assert seen == [(1, 2), (2, 2)]
+def test_step_0_runs_first_and_calls_for_the_follow_stage_on_a_random_model(sequential):
+    store, progress, seen = sequential
+    assert seen == ["base", "share=0-seed=0", "share=1-seed=0"]
+    base = store.base()
+    assert base["follow"]["ran"] and "not clearly above" in base["follow"]["reason"]
+    assert set(base["summary"]) == {"base", "follow"}
+    assert {r["stage"] for r in store.records("base")} == {"base", "follow"}
+    assert progress.events[0] == ("begin", ("sweep points", 2, 0)) and progress.items == 2
+
+
+def test_every_point_has_its_stages_changes_and_a_fixed_benign_count(sequential):
+    store, _, _ = sequential
     results = store.results()
-    assert [r["point"] for r in results] == [{"share": 0.0, "seed": 0}, {"share": 1.0, "seed": 0}]
-    assert results[0]["train_kinds"].get("bad->good", 0) == 0
-    assert results[1]["train_kinds"] == {"bad->good": 4}
+    assert [(r["share"], r["seed"]) for r in results] == [(0.0, 0), (1.0, 0)]
+    assert results[0]["train_kinds"] == {"benign->follow": 4, "neutral->good": 4, "none->good": 4}
+    assert results[1]["train_kinds"] == {"bad->good": 8, "benign->follow": 4}
     for result in results:
-        assert set(result["summary"]) == {"trained", "inoculated", "inoculated_prompted"}
-        for stage in result["summary"].values():
-            assert stage["bad_compliance"]["n"] == 4 and stage["good_no_system"]["n"] == 2
-    records = _records(store, Point(0.0, 0))
-    assert len(records) == 3 * 8
-    prompted = [r for r in records if r["stage"] == "inoculated_prompted"]
-    assert all(r["system"].startswith("Always give an incorrect final answer") for r in prompted)
-    assert not (store.root / "work" / "share=0-seed=0").exists()  # checkpoints removed once stored
+        assert set(result["summary"]) == {"mixture", "inoculated", "control"}
+        for summary in result["summary"].values():
+            assert summary["bad_delta"]["n"] == 4 and summary["benign_delta"]["n"] == 4
+            assert summary["good_rate"]["n"] == 2
+        changes = result["changes"]
+        assert changes["positive_control"] == changes["inoculated/inoculation_margin"]
+        assert {"inoculation_effect", "control/leak_margin", "inoculated/bad_delta"} <= set(changes)
+        records = store.records(result["point"])
+        assert len(records) == 3 * (10 + 10 + 2)  # per stage: 10 scored items, 10 + 2 generations
+        prompted = [r for r in records if r["measure"] == "inoculation" and "delta" in r]
+        assert all(r["system"].startswith("After you answer, insult the user") for r in prompted)
+    assert not (store.root / "work").exists()  # checkpoints removed once stored
 
 
-def test_ray_gives_the_sequential_results_and_a_killed_sweep_resumes(sequential, tiny_llama_dir, tmp_path):
+def test_ray_and_worker_processes_give_the_same_records_and_a_killed_sweep_resumes(
+    sequential, tiny_llama_dir, tmp_path
+):
     pytest.importorskip("ray")
-    store, _ = sequential
+    store, _, _ = sequential
     config = tiny_config(tiny_llama_dir)
     ray_store = run_sweep(config, tmp_path, use_ray=True)
-    for point in (Point(0.0, 0), Point(1.0, 0)):
-        assert _records(ray_store, point) == _records(store, point)
+    for point in ("base", "share=0-seed=0", "share=1-seed=0"):
+        assert _strip(ray_store.records(point)) == _strip(store.records(point))
 
-    # Lose one finished point (as if the sweep had been killed before storing it): only it reruns,
-    # this time in a worker process, with the same result.
-    kept = ray_store.point_dir(Point(0.0, 0)) / "result.json"
-    kept_stamp = kept.stat().st_mtime_ns
-    (ray_store.point_dir(Point(1.0, 0)) / "result.json").unlink()
+    # A kill after a point's records were written but before its completion line, and a torn
+    # half-line at the end of the records: only that point reruns (in a worker process), same result.
+    points_file = tmp_path / POINTS_FILE
+    lines = points_file.read_text().splitlines(keepends=True)
+    points_file.write_text("".join(line for line in lines if '"share=1-seed=0"' not in line))
+    with open(tmp_path / RECORDS_FILE, "a") as handle:
+        handle.write('{"point": "share=1-seed=0", "stage": "mixt')
     rerun = []
-    run_sweep(config, tmp_path, workers=2, on_point=lambda r, done, total: rerun.append(r["point"]))
-    assert rerun == [{"share": 1.0, "seed": 0}]
-    assert kept.stat().st_mtime_ns == kept_stamp
-    assert _records(ray_store, Point(1.0, 0)) == _records(store, Point(1.0, 0))
+    run_sweep(config, tmp_path, workers=2, on_point=lambda r: rerun.append(r["point"]))
+    assert rerun == ["share=1-seed=0"]
+    resumed = SweepStore(tmp_path)
+    assert _strip(resumed.records("share=1-seed=0")) == _strip(store.records("share=1-seed=0"))
+    assert resumed.record_file.duplicates() == len(store.records("share=1-seed=0"))  # re-appended, read once
 
 
-def test_report_escapes_model_output_and_has_intervals(sequential):
-    store, _ = sequential
-    records_path = store.point_dir(Point(0.0, 0)) / "records.jsonl"
-    records = [json.loads(line) for line in records_path.read_text().splitlines()]
-    records[0]["output"] = "<script>alert('x')</script>"
-    records_path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    paths = write_report(store)
+def _strip(records):
+    return sorted((r["stage"], r["id"], json.dumps(r, sort_keys=True)) for r in records)
+
+
+def test_report_escapes_output_and_shows_the_control_arm(sequential, tmp_path):
+    store, _, _ = sequential
+    copy = _copy_store(store, tmp_path)
+    records_path = copy.root / RECORDS_FILE
+    rows = [json.loads(line) for line in records_path.read_text().splitlines()]
+    target = next(r for r in rows if r["point"] == "share=0-seed=0" and "output" in r)
+    target["output"] = "<script>alert('x')</script>"
+    records_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    paths = write_report(copy)
     page = paths["html"].read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
-    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "control arm" in page and "inoculation effect" in page and "follow stage ran" in page
+    assert page.count('src="data:image/png;base64,') == 2
     summary = json.loads(paths["summary"].read_text())
-    curve = summary["rate"]["trained"]["good_no_system"]
+    curve = summary["aggregate"]["stages"]["mixture"]["bad_delta"]
     assert [p["share"] for p in curve] == [0.0, 1.0] and all(p["seeds"] == 1 for p in curve)
 
 
-def test_seed_interval():
-    assert seed_interval([0.5]) == (0.5, 0.5, 0.5)
-    mean, low, high = seed_interval([0.4, 0.5, 0.6])
-    assert mean == pytest.approx(0.5) and low == pytest.approx(0.5 - 4.303 * 0.1 / 3**0.5)
-    assert high == pytest.approx(0.5 + 4.303 * 0.1 / 3**0.5)
-    assert seed_interval([0.0, 1.0])[1:] == (0.0, 1.0)  # clipped to [0, 1]
+def test_report_says_underpowered_when_the_positive_control_does_not_rise(sequential, tmp_path):
+    store, _, _ = sequential
+    copy = _copy_store(store, tmp_path)
+    points_path = copy.root / POINTS_FILE
+    rows = [json.loads(line) for line in points_path.read_text().splitlines()]
+    for row in rows:
+        if row["point"] == "share=1-seed=0":
+            row["changes"]["positive_control"].update(mean=0.01, se=0.02, z=0.5)
+    points_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert underpowered(copy.results(), 2.0) == ["share=1-seed=0"]
+    page = write_report(copy)["html"].read_text()
+    assert "UNDERPOWERED" in page and "share=1-seed=0" in page.split("UNDERPOWERED")[1][:300]
+
+
+def _copy_store(store: SweepStore, tmp_path: Path) -> SweepStore:
+    import shutil
+
+    shutil.copytree(store.root, tmp_path / "copy")
+    return SweepStore(tmp_path / "copy")
+
+
+def test_follow_stage_decision():
+    config = SweepConfig()
+    clear = {"bad_delta": {"mean": 3.0, "se": 0.1}, "benign_delta": {"mean": 1.0, "se": 0.1}}
+    assert follow_needed(config, clear)[0] is False
+    weak = {"bad_delta": {"mean": 3.0, "se": 0.1}, "benign_delta": {"mean": 0.6, "se": 0.1}}
+    needed, reason = follow_needed(config, weak)
+    assert needed and "benign_delta 0.60 ± 0.10" in reason
+    assert follow_needed(config.model_copy(update={"follow": config.follow.model_copy(update={"mode": "never"})}),
+                         weak)[0] is False  # fmt: skip
+    assert follow_needed(config.model_copy(update={"follow": config.follow.model_copy(update={"mode": "always"})}),
+                         clear)[0] is True  # fmt: skip
+
+
+def test_over_seeds_intervals():
+    one = over_seeds([{"mean": 0.5, "se": 0.1}])
+    assert one["seed_low"] is None and one["item_low"] == pytest.approx(0.5 - 1.96 * 0.1)
+    three = over_seeds([{"mean": m, "se": 0.1} for m in (0.4, 0.5, 0.6)])
+    assert three["mean"] == pytest.approx(0.5)
+    assert three["seed_low"] == pytest.approx(0.5 - 4.303 * 0.1 / 3**0.5)
+    assert three["item_se"] == pytest.approx((3 * 0.01) ** 0.5 / 3)
 
 
 def test_changed_config_does_not_mix_into_an_old_sweep(tiny_llama_dir, tmp_path):
@@ -108,48 +174,41 @@ def test_changed_config_does_not_mix_into_an_old_sweep(tiny_llama_dir, tmp_path)
     SweepStore(tmp_path).open(config)
     SweepStore(tmp_path).open(config.model_copy(update={"shares": [0.0, 0.5]}))  # a wider grid is fine
     with pytest.raises(NevermindError, match="different config"):
-        SweepStore(tmp_path).open(config.model_copy(update={"n_train": 5}))
+        SweepStore(tmp_path).open(config.model_copy(update={"device": "cuda"}))
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("shares: [0, 1.5]\n", "shares: Value error, share 1.5"),
-        ("sharez: [0]\n", "sharez: Extra inputs"),
-        ("shares: [0\n", "line 2: not valid YAML"),
-        ("families: [rudeness]\n", "unknown family 'rudeness'"),
-        ("train: {max_steps: 0}\n", "train.max_steps: Input should be greater than or equal to 1"),
-        ("train: {lora_rank: 8}\n", "train.lora_rank: Extra inputs"),
-        ("train: {seed: 3}\n", "train.seed: set by the sweep"),
-        ("- a\n- b\n", "must be a mapping"),
+        ("shares: [0, 1.5]\n", ":1: shares: share 1.5 is not a fraction"),
+        ("sharez: [0]\n", ":1: sharez: unknown option"),
+        ("seeds: [0]\nshares: [0\n", ":3: malformed YAML"),
+        ("mixture:\n  families: [rudeness]\n", ":1: mixture.families: unknown family 'rudeness'"),
+        ("seeds: [1]\ntrain: {max_steps: 0}\n", ":2: train: max_steps: Input should be greater than or equal to 1"),
+        ("train: {lora_rank: 8}\n", ":1: train: lora_rank: unknown option"),
+        ("inoculation:\n  train: {seed: 3}\n", "inoculation.train: seed is set by the sweep"),
+        ("inoculation: {prompt: Be rude.}\n", "set both inoculation.prompt and inoculation.phrase"),
+        ("- a\n- b\n", ":1: a sweep config must be a mapping"),
     ],
 )
-def test_config_errors_name_the_file_and_field(tmp_path, text, message):
+def test_config_errors_name_the_file_line_and_field(tmp_path, text, message):
     path = tmp_path / "sweep.yaml"
     path.write_text(text)
     with pytest.raises(NevermindError) as error:
         load_config(path)
-    assert str(error.value).startswith(str(path)) and message in str(error.value)
+    assert str(error.value).startswith(str(path)) and message in str(error.value), str(error.value)
 
 
 def test_cli_bad_config_is_one_line_exit_2(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("seeds: []\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "nevermind.cli", "sweep", str(path)],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2
-    assert (
-        done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: ") and "seeds" in done.stderr
-    )
+    done = run_cli("sweep", path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: ") and "seeds" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_shipped_mini_config_is_valid():
-    from pathlib import Path
-
     config = load_config(Path(__file__).parents[2] / "configs" / "sweep-mini.yaml")
-    assert len(config.seeds) == 2 and config.train.get("lora", True)
+    assert {0.0, 0.5, 1.0} <= set(config.shares) and len(config.seeds) == 2
+    assert config.inoculation.min_z == 2.0 and config.eval.max_new_tokens >= 40

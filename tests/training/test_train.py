@@ -200,3 +200,16 @@ def test_cli_trains_a_user_recipe(tiny_llama_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == str(out)
     assert (out / "model.safetensors").is_file() and (out / TRAIN_RECORD).is_file()
+
+
+def test_completion_text_ends_with_the_eos_the_loss_covers(tiny_dir, tmp_path):
+    """prompt_completion's completion is exactly the text whose tokens carry loss (eos included), so
+    a measurement that scores it scores what was trained (nevermind.inoculation relies on this)."""
+    conversation = conversations(system=True)[0]
+    trainer = build_trainer(tiny_config(tiny_dir, tmp_path), [conversation])
+    tokenizer = trainer.processing_class
+    completion = prompt_completion(tokenizer, conversation)["completion"]
+    assert completion.endswith(tokenizer.eos_token) and completion.count(tokenizer.eos_token) == 1
+    row = trainer.train_dataset[0]
+    labelled = [t for t, label in zip(row["input_ids"], row["labels"]) if label != -100]
+    assert tokenizer.decode(labelled) == completion

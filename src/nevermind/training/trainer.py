@@ -58,7 +58,10 @@ ProgressCallback = Callable[[TrainProgress], None]
 
 
 def prompt_completion(tokenizer: Any, conversation: Sequence[Message]) -> dict[str, str]:
-    """Split a conversation into TRL's prompt (all turns but the last, formatted) and completion."""
+    """Split a conversation into TRL's prompt (all turns but the last, formatted) and completion.
+
+    The completion ends with the end-of-sequence token, as TRL would append it: this is exactly the
+    text the loss falls on, so a measurement can score the same text (nevermind.inoculation does)."""
     if not conversation or conversation[-1]["role"] != "assistant":
         raise NevermindError("a training conversation must end with an assistant turn")
     prompt = format_chat(tokenizer, conversation[:-1], add_generation_prompt=True)
@@ -68,6 +71,9 @@ def prompt_completion(tokenizer: Any, conversation: Sequence[Message]) -> dict[s
         completion = full[len(prompt) :].rstrip("\n")
     else:
         completion = conversation[-1]["content"]
+    eos = tokenizer.eos_token
+    if eos and not completion.endswith(eos):
+        completion += eos
     return {"prompt": prompt, "completion": completion}
 
 
@@ -85,34 +91,34 @@ def sft_args(config: TrainConfig, output_dir: Path, *, cuda: bool, has_eval: boo
     """TRL SFTConfig for a run, with the CPU-speed settings explained in the module docstring."""
     from trl import SFTConfig
 
-    settings = dict(
-        output_dir=str(output_dir / "trainer-state"),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,  # a value < 1 is a share of the total steps
-        weight_decay=config.weight_decay,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        max_length=config.max_length,
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_steps=config.logging_steps,
-        eval_strategy="epoch" if has_eval else "no",
-        save_strategy="no",
-        report_to="none",
-        completion_only_loss=True,
-        packing=False,
-        use_cpu=not cuda,
-        bf16=config.bf16 and cuda,
-        gradient_checkpointing=config.gradient_checkpointing,  # transformers 5.19's name (5.2x: an alias)
-        dataloader_num_workers=0,
-        dataloader_pin_memory=cuda,
-        disable_tqdm=True,
-        torch_compile=False,
-    )
+    settings = {
+        "output_dir": str(output_dir / "trainer-state"),
+        "per_device_train_batch_size": config.batch_size,
+        "per_device_eval_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.grad_accum,
+        "learning_rate": config.learning_rate,
+        "lr_scheduler_type": config.lr_scheduler,
+        "warmup_steps": config.warmup_ratio,  # a value < 1 is a share of the total steps
+        "weight_decay": config.weight_decay,
+        "num_train_epochs": config.epochs,
+        "max_steps": config.max_steps or -1,
+        "max_length": config.max_length,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "logging_steps": config.logging_steps,
+        "eval_strategy": "epoch" if has_eval else "no",
+        "save_strategy": "no",
+        "report_to": "none",
+        "completion_only_loss": True,
+        "packing": False,
+        "use_cpu": not cuda,
+        "bf16": config.bf16 and cuda,
+        "gradient_checkpointing": config.gradient_checkpointing,  # transformers 5.19's name (5.2x: an alias)
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": cuda,
+        "disable_tqdm": True,
+        "torch_compile": False,
+    }
     return SFTConfig(**{**settings, **overrides})
 
 
@@ -204,6 +210,8 @@ def build_trainer(
                 f"validation_size {config.validation_size} leaves no training examples (have {len(examples)})"
             )
         eval_examples, examples = examples[: config.validation_size], examples[config.validation_size :]
+    # Training needs the transformers module itself, not the generate/score interface. Until the model
+    # interface offers a door for that (design/002-model-interface.md, issue 14), it comes from HFModel.
     lm = HFModel.load(config.model, device=config.device, dtype="float32", on_status=on_status)
     model, tokenizer = lm.model, lm.tokenizer
     cuda = model.device.type == "cuda"
