@@ -47,8 +47,9 @@ def load_model(
 
     `backend` picks the registered backend ("hf", "openai", "vllm", "llamacpp", ...); "auto" means
     openai for an http(s) URL ("http://127.0.0.1:8000/v1#model") and hf otherwise. `rope` scales the
-    rotary position embedding ("ntk:4", "dynamic:2", "linear:4[:global]"); `max_positions` overrides
-    the context length the config declares. Backend-specific options pass through `options`."""
+    rotary position embedding ("ntk:4", "dynamic:2", "linear:4[:all]"; Gemma 3 scales only its global
+    layers unless told `:all` or `:local`); `max_positions` overrides the context length the config
+    declares. Backend-specific options pass through `options`."""
     entry = get_backend(pick_backend(name, backend))
     return entry.loader(
         name, device=device, dtype=dtype, on_status=on_status, rope=rope, max_positions=max_positions, **options
