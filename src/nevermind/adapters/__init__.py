@@ -23,6 +23,7 @@ from nevermind.adapters.moderators import (
     ModelModerator,
     Moderator,
     RegexModerator,
+    SystemTermsModerator,
     register_moderator,
 )
 from nevermind.adapters.rules import REFERENCE_TOKEN_WEIGHTS, RulesAdapter, RulesConfig
@@ -44,6 +45,7 @@ __all__ = [
     "RegexModerator",
     "RulesAdapter",
     "RulesConfig",
+    "SystemTermsModerator",
     "ThoughtInhibition",
     "TokenSurfaces",
     "adapter_config",
