@@ -27,8 +27,8 @@ NEVER = RegexModerator("(?!)")  # matches nothing
 class InterfaceOnly:
     """A model that shows only the model interface: no transformers module behind `.model`."""
 
-    names = {"name", "backend", "capabilities", "tokenizer", "eos_token_ids", "format_prompt", "encode", "decode",
-             "info", "generate", "score", "next_token_logprobs", "sequence_logprobs"}  # fmt: skip
+    names = frozenset({"name", "backend", "capabilities", "tokenizer", "eos_token_ids", "format_prompt", "encode",
+                       "decode", "info", "generate", "score", "next_token_logprobs", "sequence_logprobs"})
 
     def __init__(self, model):
         self._model = model

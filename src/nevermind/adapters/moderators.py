@@ -109,10 +109,11 @@ def distinctive_terms(system: str, user: str, common: frozenset[str] | None = No
         elif any(c.isdigit() for c in token):
             if len(letters) >= 3:
                 candidates.append(token)
-        elif letters.isupper() and len(letters) >= 4:
-            candidates.append(token)
-        elif (letters[:1].isupper() and len(letters) >= 4 and token.lower() not in common
-              and not _SENTENCE_END.search(system[: match.start()])):  # fmt: skip
+        elif len(letters) >= 4 and (
+            letters.isupper()  # a code word in capitals
+            or (letters[:1].isupper() and token.lower() not in common
+                and not _SENTENCE_END.search(system[: match.start()]))  # a name inside a sentence
+        ):  # fmt: skip
             candidates.append(token)
     said = user.lower()
     terms: list[str] = []
