@@ -1,83 +1,121 @@
-"""Scoring throughput and model FLOPs utilization (MFU) against a matmul peak measured in this run.
+"""Scoring throughput of nevermind against lm-evaluation-harness's transformers backend, in one run.
 
-Compares nevermind's scorer (output layer only on continuation positions, chunked) with a naive
-baseline in the same process: a full forward that materialises logits for every position and takes
-log_softmax over them (what lm-evaluation-harness's transformers backend does).
+Both score the same requests with the same weights (lm-eval's HFLM wraps the very module nevermind
+loaded, so the comparison is of the scoring paths alone), in alternating rounds; the median round
+gives tokens/s (context + continuation tokens per second). Log-probabilities must agree within
+1e-4 nats per token. Workloads:
+  prose    96 × (200 context + 20 continuation) tokens of Paul Graham's essays
+  ranking  16 instructions × 6 responses: one ~150-token context, six ~60-token continuations
+           (response ranking, judges and multiple choice look like this: the context is shared)
 
-    .venv/bin/python bench/score.py [--model smollm2-135m-instruct] [--requests 128] [--batch-size 16]
-"""
+    .venv/bin/pip install lm-eval==0.4.13     # its dependencies do not conflict with nevermind's
+    .venv/bin/python bench/score.py [--models smollm2-135m-instruct,gemma-3-270m] [--rounds 3]
+
+Bars (issue 14): ≥ 1.5× on SmolLM2 prose, ≥ 3× on gemma-3-270m prose, ≥ 2.5× on ranking.
+Time nothing else on the machine meanwhile: two cores are easily shared into noise."""
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
+import sys
+import time
 
 import torch
-from _common import matmul_peak_gflops, timer
 
 from nevermind.models import ScoreRequest, load_model
 
 
-def prose_requests(tokenizer, n: int, context_tokens: int = 200, continuation_tokens: int = 20, seed: int = 0):
+def prose(tokenizer, n: int, context: int, continuation: int, seed: int = 0) -> list[ScoreRequest]:
     """(context, continuation) pairs cut from real prose at token boundaries."""
     from nevermind.data.haystack import haystack_text
 
     ids = tokenizer(haystack_text(), add_special_tokens=False).input_ids
     rng = random.Random(seed)
-    requests = []
+    out = []
     for _ in range(n):
-        start = rng.randrange(0, len(ids) - context_tokens - continuation_tokens)
-        context = tokenizer.decode(ids[start : start + context_tokens])
-        continuation = tokenizer.decode(ids[start + context_tokens : start + context_tokens + continuation_tokens])
-        requests.append(ScoreRequest(context, continuation))
-    return requests
+        start = rng.randrange(0, len(ids) - context - continuation)
+        out.append(ScoreRequest(tokenizer.decode(ids[start : start + context]),
+                                tokenizer.decode(ids[start + context : start + context + continuation])))
+    return out
 
 
-@torch.inference_mode()
-def naive_score(model, requests, batch_size: int) -> int:
-    """Full-logits baseline; returns the number of tokens processed."""
-    tokens = 0
-    for start in range(0, len(requests), batch_size):
-        batch = requests[start : start + batch_size]
-        rows = [model.encode(r.context) + model.tokenizer(r.continuation, add_special_tokens=False).input_ids for r in batch]
-        ids, mask, positions = model._left_pad(rows)
-        logits = model.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-        torch.log_softmax(logits.float(), dim=-1)
-        tokens += int(mask.sum())
-    return tokens
+def ranking(tokenizer, instructions: int, responses: int, context: int, continuation: int) -> list[ScoreRequest]:
+    """Each instruction's context shared by several responses (real prose, cut at token boundaries)."""
+    pieces = prose(tokenizer, instructions * (responses + 1), context, continuation, seed=1)
+    out = []
+    for i in range(instructions):
+        shared = pieces[i * (responses + 1)].context
+        out += [ScoreRequest(shared, pieces[i * (responses + 1) + 1 + r].continuation) for r in range(responses)]
+    return out
+
+
+def lm_eval_model(model, batch_size: int):
+    """lm-eval's HFLM around the module nevermind loaded (same weights, same tokenizer)."""
+    try:
+        from lm_eval.models.huggingface import HFLM
+    except ImportError:
+        sys.exit("bench/score.py needs lm-evaluation-harness: .venv/bin/pip install lm-eval==0.4.13")
+    bos = bool(model.encode("x")[:1] and model.encode("x")[0] == model.tokenizer.bos_token_id)
+    return HFLM(pretrained=model.model, tokenizer=model.tokenizer, batch_size=batch_size, device="cpu",
+                add_bos_token=bos)  # fmt: skip
+
+
+def run_lm_eval(lm, requests: list[ScoreRequest]) -> list[float]:
+    from lm_eval.api.instance import Instance
+
+    instances = [Instance("loglikelihood", {}, (r.context, r.continuation), i) for i, r in enumerate(requests)]
+    return [logprob for logprob, _ in lm.loglikelihood(instances, disable_tqdm=True)]
+
+
+def compare(model, lm, name: str, requests: list[ScoreRequest], rounds: int, batch_size: int) -> dict:
+    """Alternating timed rounds of both scorers; agreement of their log-probabilities."""
+    ours = model.score(requests[:4])  # warm-up both
+    run_lm_eval(lm, requests[:4])
+    times: dict[str, list[float]] = {"nevermind": [], "lm-eval": []}
+    for _ in range(rounds):
+        began = time.perf_counter()
+        ours = model.score(requests, batch_size=batch_size)
+        times["nevermind"].append(time.perf_counter() - began)
+        began = time.perf_counter()
+        theirs = run_lm_eval(lm, requests)
+        times["lm-eval"].append(time.perf_counter() - began)
+    tokens = sum(len(model.encode(req.context)) + len(res.tokens) for req, res in zip(requests, ours))
+    per_token = max(abs(o.logprob - t) / len(o.tokens) for o, t in zip(ours, theirs))
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    return {"workload": name, "tokens": tokens, "nevermind": tokens / medians["nevermind"],
+            "lm-eval": tokens / medians["lm-eval"], "ratio": medians["lm-eval"] / medians["nevermind"],
+            "max_diff_per_token": per_token}  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--requests", type=int, default=128)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="smollm2-135m-instruct,gemma-3-270m")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--scale", type=float, default=1.0, help="Multiply request counts (0.25 for a quick check).")
     args = parser.parse_args()
-    model = load_model(args.model, device="cpu")
-    requests = prose_requests(model.tokenizer, args.requests)
-    model.score(requests[:4])  # warm-up
-
-    peak = matmul_peak_gflops()
-    with timer() as ours_time:
-        results = model.score(requests, batch_size=args.batch_size)
-    with timer() as naive_time:
-        naive_tokens = naive_score(model, requests, args.batch_size)
-
-    scored = sum(len(r.tokens) for r in results)
-    processed = naive_tokens
-    params = sum(p.numel() for p in model.model.parameters())
-    head = model.model.get_output_embeddings().weight.numel()
-    body = params - model.model.get_input_embeddings().weight.numel()
-    # Forward FLOPs ≈ 2 × weights touched per token: the body for every token, the head where used.
-    ours_flops = 2 * (body * processed + head * scored)
-    naive_flops = 2 * (body + head) * processed
-    print(f"model {args.model}: {params / 1e6:.0f}M params, head {head / 1e6:.0f}M; "
-          f"{len(requests)} requests, {processed} tokens, {scored} scored; batch {args.batch_size}")
-    print(f"matmul peak (fp32, this run): {peak:.1f} GFLOP/s")
-    for label, seconds, flops in (("nevermind", ours_time[0], ours_flops), ("naive full-logits", naive_time[0], naive_flops)):
-        print(f"{label:>18}: {processed / seconds:7.1f} tok/s ({seconds:5.1f} s), "
-              f"{flops / seconds / 1e9:6.1f} GFLOP/s useful = MFU {flops / seconds / 1e9 / peak:5.1%}")
-    print(f"speed-up over naive: {naive_time[0] / ours_time[0]:.2f}x")
+    torch.set_num_threads(torch.get_num_threads())
+    rows = []
+    for name in args.models.split(","):
+        model = load_model(name, device="cpu", dtype="float32")
+        lm = lm_eval_model(model, args.batch_size)
+        n = max(4, round(96 * args.scale))
+        workloads = [("prose", prose(model.tokenizer, n if "smollm" in name else round(n * 2 / 3), 200, 20))]
+        if "smollm" in name:
+            workloads.append(("ranking", ranking(model.tokenizer, max(2, round(16 * args.scale)), 6, 150, 60)))
+        for label, requests in workloads:
+            row = compare(model, lm, label, requests, args.rounds, args.batch_size)
+            row["model"] = name
+            rows.append(row)
+            print(f"{name:24} {label:8} {row['tokens']:6d} tok  nevermind {row['nevermind']:7.1f} tok/s  "
+                  f"lm-eval {row['lm-eval']:7.1f} tok/s  ratio {row['ratio']:5.2f}x  "
+                  f"max |Δ logprob|/token {row['max_diff_per_token']:.1e}", flush=True)
+        del lm, model
+    bad = [r for r in rows if r["max_diff_per_token"] > 1e-4]
+    if bad:
+        sys.exit(f"log-probabilities disagree beyond 1e-4 nats/token: {[(r['model'], r['workload']) for r in bad]}")
 
 
 if __name__ == "__main__":

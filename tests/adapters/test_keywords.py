@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from nevermind.adapters import KeywordFilter, KeywordsConfig, generate_with_adapters
 from nevermind.errors import NevermindError
-from nevermind.models import GenerationConfig
+from nevermind.models import GenerateRequest, GenerationConfig
 
-PROMPTS = ["Tell me a story about", "The capital of France is", "List three colors:"]
+PROMPTS = [GenerateRequest(p, chat=False) for p in ("Tell me a story about", "The capital of France is", "List three colors:")]
 CONFIG = GenerationConfig(max_new_tokens=12)
 
 
