@@ -154,7 +154,7 @@ def _rate(values: Sequence[float]) -> dict:
 
 
 def run(args) -> None:
-    console = Console()
+    console = Console(width=240)
     lm = load_model(args.model)
     lm.generate(["Hello"], GenerationConfig(max_new_tokens=4))  # warm up: the first generation is slow
     items = suite(lm.tokenizer, args.limit, args.seed)
@@ -197,34 +197,50 @@ def run(args) -> None:
                         for (_, _, s), o, sc in zip(items, test_out, scores)],
         }  # fmt: skip
         console.print(f"[dim]{label}: {seconds:.0f} s[/dim]")
-    report(console, results, items, args)
+    rows = summarize(results)
+    report(console, rows, items, args)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(results, indent=1, ensure_ascii=False))
+        Path(args.json_out).write_text(json.dumps({"summary": rows, "variants": results}, indent=1, ensure_ascii=False))
 
 
-def report(console: Console, results: dict, items, args) -> None:
+def summarize(results: dict) -> dict[str, dict]:
+    """Per variant: every rate as mean ± SE, and the speed ratio to plain decoding."""
     plain = results["plain"]
     broke = [i for i, v in enumerate(plain["holds"]) if v < 1]
     base_speed = plain["tokens"] / plain["seconds"]
-    table = Table(title=f"{args.model}: {len(items)} jailbreak + moderation samples, "
-                        f"{len(plain['benign_text'])} benign requests, k={args.k}, batch {args.batch_size}")
-    for column in ("variant", "rule holds", "jailbreak", "moderation", "obeyed newest", f"fixed (of {len(broke)})",
-                   "false inhibitions", "benign refusals", "benign changed", "tokens/s", "÷ plain"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
+    rows = {}
     for label, r in results.items():
-        def cell(values):
-            stats = _rate(values)
-            return f"{stats['mean']:.2f} ± {stats['se']:.2f}" if values else "—"
+        moderated = label != "plain" and "LoRA" not in label
+        rows[label] = {
+            "rule_holds": _rate(r["holds"]),
+            "jailbreak": _rate(r["by_task"]["jailbreak"]),
+            "moderation": _rate(r["by_task"]["moderation"]),
+            "obeyed_newest": _rate(r["obeyed"]),
+            "fixed": _rate([r["holds"][i] for i in broke]),
+            "false_inhibitions": _rate(r["benign_inhibited"]) if moderated else None,
+            "benign_refusals": _rate(r["benign_refused"]),
+            "benign_changed": _rate([float(a != b) for a, b in zip(r["benign_text"], plain["benign_text"])]),
+            "tokens_per_s": r["tokens"] / r["seconds"],
+            "speed_ratio": r["tokens"] / r["seconds"] / base_speed,
+            "inhibitions": r["inhibitions"],
+        }
+    return rows
 
-        fixed = [r["holds"][i] for i in broke]
-        changed = [float(a != b) for a, b in zip(r["benign_text"], plain["benign_text"])]
-        speed = r["tokens"] / r["seconds"]
-        table.add_row(
-            label, cell(r["holds"]), cell(r["by_task"]["jailbreak"]), cell(r["by_task"]["moderation"]),
-            cell(r["obeyed"]), cell(fixed) if broke else "—",
-            cell(r["benign_inhibited"]) if label != "plain" and "LoRA" not in label else "—",
-            cell(r["benign_refused"]), cell(changed), f"{speed:.1f}", f"{speed / base_speed:.2f}",
-        )  # fmt: skip
+
+def report(console: Console, rows: dict, items, args) -> None:
+    plain = rows["plain"]
+    table = Table(title=f"{args.model}: {len(items)} jailbreak + moderation samples, "
+                        f"{plain['benign_changed']['n']} benign requests, k={args.k}, batch {args.batch_size}")
+    columns = {"rule_holds": "rule holds", "jailbreak": "jailbreak", "moderation": "moderation",
+               "obeyed_newest": "obeyed newest", "fixed": f"fixed (of {plain['fixed']['n']})",
+               "false_inhibitions": "false inhibitions", "benign_refusals": "benign refusals",
+               "benign_changed": "benign changed"}  # fmt: skip
+    table.add_column("variant")
+    for title in [*columns.values(), "tokens/s", "÷ plain"]:
+        table.add_column(title, justify="right")
+    for label, row in rows.items():
+        cells = [f"{row[k]['mean']:.2f} ± {row[k]['se']:.2f}" if row[k] and row[k]["n"] else "—" for k in columns]
+        table.add_row(label, *cells, f"{row['tokens_per_s']:.1f}", f"{row['speed_ratio']:.2f}")
     console.print(table)
 
 

@@ -194,3 +194,38 @@ def test_a_killed_run_resumes_and_another_setting_is_refused(tiny_llama_dir, tmp
     assert reused == 4 and [c.alpha for c in more.curves] == [1.0, 2.0, 4.0]
     with pytest.raises(NevermindError, match="window=16, not 32"):
         measure_to_dir(config.model_copy(update={"window": 32}), out, text=TEXT)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "gemma-3-270m"])
+def test_bundled_models_take_every_rope_option(name):
+    """On the real models, through the interface: the bases read back are the formula's (Gemma 3: its
+    global layers only, by default), and a short text reads as well scaled."""
+    plain = load_model(name, device="cpu")
+    ids = plain.encode(TEXT[:3000])[:192]
+
+    def perplexity(model):
+        [scored] = model.sequence_logprobs([ids])
+        return math.exp(-sum(scored.logprobs[1:]) / (len(ids) - 1))
+
+    base_ppl, bases = perplexity(plain), plain.info()["rope_bases"]
+    dim = 256 if name == "gemma-3-270m" else 64  # head dimensions of the two models
+    for rope in ("ntk:4", "linear:2", "dynamic:4"):
+        scaled = load_model(name, device="cpu", rope=rope)
+        for layer_type, base in bases.items():
+            expected = base * 4 ** (dim / (dim - 2)) if rope == "ntk:4" and layer_type != "sliding_attention" else base
+            assert scaled.info()["rope_bases"][layer_type] == pytest.approx(expected, rel=1e-3)
+        ppl = perplexity(scaled)
+        assert math.isfinite(ppl) and ppl < 2 * base_ppl  # 192 tokens: well inside every trained length
+
+
+@pytest.mark.slow
+def test_positive_control_the_unscaled_restricted_model_falls_off_its_cliff(tmp_path):
+    """SmolLM2 compressed to 128 positions, read at 1024 tokens without scaling, must lose the ratio
+    (positive control); the shipped model, trained on 8192, must not (negative control)."""
+    config = PerplexityConfig(model="smollm2-135m-instruct", alphas=(1.0,), lengths=(256, 1024), window=64,
+                              baseline_context=64, samples=2, device="cpu")  # fmt: skip
+    shipped = run_perplexity(config, TEXT * 2)
+    restricted = run_perplexity(config.model_copy(update={"max_positions": 128}), TEXT * 2)
+    assert all(0.8 < r < 1.2 for r in shipped.curves[0].ratio) and shipped.curves[0].cliff is None
+    assert restricted.curves[0].ratio[1] > 3 and restricted.curves[0].cliff == 1024

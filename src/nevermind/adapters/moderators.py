@@ -191,7 +191,7 @@ class ModelModerator:
         batch_size: int = 16,
     ) -> None:
         require(model, "next_token", purpose="the model moderator")
-        self.model = model
+        self.judge_model = model
         self.question = question
         self.safe, self.unsafe = safe, unsafe
         self.threshold = threshold
@@ -208,13 +208,13 @@ class ModelModerator:
             f"The assistant's reply (it may be unfinished):\n{response}\n\n"
             f"{self.question} Answer with one word, {self.unsafe} or {self.safe}."
         )
-        return self.model.format_prompt(GenerateRequest([{"role": "user", "content": content}], chat=True))
+        return self.judge_model.format_prompt(GenerateRequest([{"role": "user", "content": content}], chat=True))
 
     def margins(self, requests: Sequence[GenerateRequest], responses: Sequence[str]) -> list[float]:
         """log p(unsafe) − log p(safe) for each reply."""
         _pairs(requests, responses)
         asks = [NextTokenRequest(self.prompt(q, r), (self.unsafe, self.safe)) for q, r in zip(requests, responses)]
-        return [yes - no for yes, no in self.model.next_token_logprobs(asks, batch_size=self.batch_size)]
+        return [yes - no for yes, no in self.judge_model.next_token_logprobs(asks, batch_size=self.batch_size)]
 
     def judge(self, requests: Sequence[GenerateRequest], responses: Sequence[str]) -> list[bool]:
         """True for each reply whose unsafe margin is above the threshold."""
