@@ -57,6 +57,15 @@ def _padded(messages: list[dict], tokenizer: Any, prose: str, length: int) -> li
     return [*messages[:-1], {"role": "user", "content": f"{filler}\n\n{last}"}]
 
 
+def _per_cell(task: str, per_length: int, depths: Sequence[float]) -> int:
+    """Samples of `task` at one (alpha, length): needle has at most NEEDLES_PER_CELL per depth."""
+    if task == "needle":
+        from nevermind.tasks.needle import NEEDLES_PER_CELL
+
+        return min(per_length, NEEDLES_PER_CELL) * len(depths)
+    return per_length
+
+
 def _check(result: PerplexityResult, tasks: Sequence[str], per_length: int, lengths, alphas) -> None:
     unknown = [t for t in tasks if t not in BUFFER_TASKS]
     if unknown:
@@ -83,7 +92,7 @@ def run_buffer(
     progress: Progress | None = None,
 ) -> list[BufferPoint]:
     """Run `tasks` with `per_length` samples at the lengths and alphas of `result` (or a subset of
-    them); samples in `done` (records of an earlier attempt) are not generated again, and each new
+    them; needle has at most NEEDLES_PER_CELL needles per length and depth); samples in `done` (records of an earlier attempt) are not generated again, and each new
     record goes to `on_record` as soon as its length is finished."""
     from nevermind.data.haystack import haystack_text
     from nevermind.models.requests import GenerateRequest
@@ -95,15 +104,15 @@ def run_buffer(
     lengths = sorted(lengths or config.lengths)
     chosen = [c for c in result.curves if alphas is None or c.alpha in alphas]
     scores: dict[BufferKey, float] = {k: float(r["score"]) for k, r in (done or {}).items()}
-    total = len(chosen) * len(tasks) * len(lengths) * per_length * (len(depths) if "needle" in tasks else 1)
+    cells = {name: _per_cell(name, per_length, depths) for name in tasks}
+    total = len(chosen) * len(lengths) * sum(cells.values())
     progress.begin("buffer", total, min(len(scores), total))
     prose = haystack_text()
     for curve in chosen:
         model = None
         for name in tasks:
-            per_cell = per_length * (len(depths) if name == "needle" else 1)
             stored = sum(1 for (t, a, n, _) in scores if (t, a) == (name, curve.alpha) and n in lengths)
-            if stored >= per_cell * len(lengths):
+            if stored >= cells[name] * len(lengths):
                 continue  # finished by an earlier attempt
             if model is None:
                 progress.status(f"buffer: loading {config.model} (alpha {curve.alpha:g})")
