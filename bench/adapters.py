@@ -5,9 +5,11 @@
 Prints a table per model: tokens/s (generated tokens), steps/s (rows × forward passes for batched
 variants: adapters that end responses early do not look faster for it), the share of time
 spent inside the adapter's own code, and each speed as a ratio of plain decoding at the same batch
-size. Thought inhibition decodes one sequence at a time, so it is compared with plain decoding at
-batch 1. Rounds alternate between variants (in a rotated order each round); a variant's speed is its
-median round, its ratio the median of its per-round ratios to the baseline (the model-judge variant
+size. Thought inhibition drafts all requests of a batch together in rounds (each round re-reads the
+prompt and what was emitted, through the model interface), so it is compared with plain decoding at
+the same batch size, on emitted tokens/s (its forward passes include the re-reading and its judge's,
+which are its cost, not its work); plain batch 1 is shown for reference. Rounds alternate between
+variants (in a rotated order each round); a variant's speed is its median round, its ratio the median of its per-round ratios to the baseline (the model-judge variant
 runs in the first round only). A no-op processor shows the noise floor: it does nothing."""
 
 from __future__ import annotations
@@ -41,15 +43,16 @@ VARIANTS = {
     "rules eos-off": (["rules:eos=false"], "batch"),
     "keywords": ([BANNED], "batch"),
     "plain batch 1": ([], "one"),
-    "inhibition keywords k=8": (["inhibition:moderator=keywords,banned=the;and;water;Romeo,k=8"], "one"),
+    "inhibition never-flags k=8": (["inhibition:moderator=regex,pattern=(?!),k=8"], "batch"),
+    "inhibition keywords k=8": (["inhibition:moderator=keywords,banned=the;and;water;Romeo,k=8"], "batch"),
     # SmolLM2 judging its own benign drafts flags many of them; each flag costs a judged prefix
     # search, so responses are capped at 4 inhibitions to keep the bench to minutes.
-    "inhibition model-judge k=8": (["inhibition:moderator=model,k=8,max_inhibitions=4"], "one"),
+    "inhibition model-judge k=8": (["inhibition:moderator=model,k=8,max_inhibitions=4"], "batch"),
 }
 BASELINE = {"batch": "plain", "one": "plain batch 1"}
 SINGLE_ROUND = {"inhibition model-judge k=8"}
-"""Variants measured in the first round only: the model judge costs ~100 s per response on 2 CPU
-cores and is an order of magnitude slower than plain decoding, so its noise does not matter."""
+"""Variants measured in the first round only: the model judge is an order of magnitude slower than
+plain decoding on 2 CPU cores, so its noise does not matter."""
 
 
 class NoOp:
@@ -99,9 +102,10 @@ class ForwardCounter:
 
 
 def run_variant(lm, specs, config, batch_size, requests):
-    """Speed of one variant. `steps` is rows × forward passes for batched variants (what decoding
-    did, whether or not rows had already ended) and the emitted tokens at batch 1 (inhibition's
-    forward passes include its judge's and its rollbacks, which are its cost, not its work)."""
+    """Speed of one variant. `steps` is rows × forward passes for batched logits-processor variants
+    (what decoding did, whether or not rows had already ended), and the emitted tokens at batch 1
+    and for thought inhibition (whose forward passes include re-reading each round's prompt and its
+    judge's, which are its cost, not its work)."""
     adapters = [NoOp() if spec == "no-op" else build_adapter(spec, lm) for spec in specs]
     timed = [a if is_decoding_adapter(a) else Timed(a) for a in adapters]
     tokens = steps = 0
@@ -111,7 +115,12 @@ def run_variant(lm, specs, config, batch_size, requests):
         with ForwardCounter(lm.model) as counter:
             outputs = generate_with_adapters(lm, chunk, config, timed, batch_size=batch_size)
         tokens += sum(len(o.token_ids) for o in outputs)
-        steps += len(chunk) * (counter.calls if batch_size > 1 else max(len(o.token_ids) for o in outputs))
+        if any(is_decoding_adapter(a) for a in adapters):
+            steps += sum(len(o.token_ids) for o in outputs)
+        elif batch_size > 1:
+            steps += len(chunk) * counter.calls
+        else:
+            steps += max(len(o.token_ids) for o in outputs)
     seconds = time.perf_counter() - start
     inside = sum(t.seconds for t in timed if isinstance(t, Timed))
     inhibitions = sum(a.stats.inhibitions for a in adapters if hasattr(a, "stats"))

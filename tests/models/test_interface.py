@@ -113,6 +113,56 @@ def test_streamed_tokens_are_the_generated_ones_and_a_stream_can_be_cancelled(ti
     assert outs[1].finish_reason == "stop"
 
 
+class _ForceToken:
+    """A logits processor that makes request i emit token wanted[i] at every step: it can only do
+    so if the backend says which request each row of the batch is."""
+
+    def __init__(self, wanted: list[int]) -> None:
+        self.wanted, self.rows = wanted, None
+
+    def start_rows(self, indices: list[int]) -> None:
+        self.rows = indices
+
+    def __call__(self, input_ids, scores):
+        forced = scores.new_full(scores.shape, float("-inf"))
+        for row, request in enumerate(self.rows):
+            forced[row, self.wanted[request]] = 0.0
+        return forced
+
+
+def test_processors_learn_which_request_each_row_is(tiny_model):
+    # prompts of different lengths, so the backend's batching reorders them
+    prompts = ["Hi.", "Tell me a long story about a dragon and a knight.", "Count to three, please."]
+    wanted = [tiny_model.encode(w, prefix=False)[0] for w in (" apple", " river", " stone")]
+    outs = tiny_model.generate(prompts, GenerationConfig(max_new_tokens=3), logits_processors=[_ForceToken(wanted)],
+                               batch_size=2)  # fmt: skip
+    assert [o.token_ids for o in outs] == [[w] * 3 for w in wanted]
+
+
+class _FirstScores:
+    """Keeps the scores of the first step of the last batch."""
+
+    def start_batch(self, prompt_length: int) -> None:
+        self.first = None
+
+    def __call__(self, input_ids, scores):
+        if self.first is None:
+            self.first = scores.clone()
+        return scores
+
+
+def test_generate_never_carries_dynamic_rope_over_from_a_longer_batch(tiny_llama_dir):
+    long_ids, short_ids = list(range(300, 600)), list(range(300, 400))  # both past the 64 declared positions
+    config = GenerationConfig(max_new_tokens=1)
+    used = load_model(str(tiny_llama_dir), device="cpu", rope="dynamic:4", max_positions=64)
+    used.generate([GenerateRequest(TokensPrompt(long_ids))], config)  # grows the base for 300 tokens
+    after_long, fresh_scores = _FirstScores(), _FirstScores()
+    used.generate([GenerateRequest(TokensPrompt(short_ids))], config, logits_processors=[after_long])
+    fresh = load_model(str(tiny_llama_dir), device="cpu", rope="dynamic:4", max_positions=64)
+    fresh.generate([GenerateRequest(TokensPrompt(short_ids))], config, logits_processors=[fresh_scores])
+    assert (after_long.first - fresh_scores.first).abs().max() < 1e-5
+
+
 def test_require_names_the_missing_capability(tiny_model):
     class Remote:
         name, backend, capabilities = "gpt", "openai", frozenset({"generate", "score"})

@@ -25,7 +25,7 @@ _load = _Loaded
 
 
 def test_hf_model_load_applies_the_option(tiny_dir):
-    lm = HFModel.load(str(tiny_dir), device="cpu", rope="linear:2", max_positions=512)
+    lm = HFModel.load(str(tiny_dir), device="cpu", rope="linear:2:all", max_positions=512)
     assert lm.model.config.max_position_embeddings == 512
     for params in _groups(lm.model.config):
         assert params["rope_type"] == "linear" and params["factor"] == 2.0
@@ -72,7 +72,7 @@ def test_ntk_base_formula():
 
 def test_static_ntk_changes_every_base_as_the_formula_says(tiny_dir):
     plain = _load(tiny_dir)
-    scaled = _load(tiny_dir, "ntk:4")
+    scaled = _load(tiny_dir, "ntk:4:all")
     dim = plain.model.config.head_dim
     before, after = inv_freqs(plain.model), inv_freqs(scaled.model)
     assert set(before) == set(_bases(plain))  # gemma3: both full_attention and sliding_attention
@@ -83,7 +83,7 @@ def test_static_ntk_changes_every_base_as_the_formula_says(tiny_dir):
 
 
 def test_linear_divides_frequencies(tiny_dir):
-    plain, scaled = inv_freqs(_load(tiny_dir).model), inv_freqs(_load(tiny_dir, "linear:4").model)
+    plain, scaled = inv_freqs(_load(tiny_dir).model), inv_freqs(_load(tiny_dir, "linear:4:all").model)
     for layer_type in plain:
         torch.testing.assert_close(scaled[layer_type], plain[layer_type] / 4)
 
@@ -96,7 +96,7 @@ def test_alpha_one_is_the_model_as_trained(tiny_dir):
 
 
 def test_dynamic_ntk_grows_past_max_positions_and_resets(tiny_dir):
-    model = _load(tiny_dir, "dynamic:4", max_positions=64)
+    model = _load(tiny_dir, "dynamic:4:all", max_positions=64)
     restricted = inv_freqs(_load(tiny_dir, max_positions=64).model)
     dim = model.model.config.head_dim
     for layer_type, freq in inv_freqs(model.model).items():  # as loaded: no growth yet
@@ -131,9 +131,26 @@ def test_max_positions_compresses_bases_that_see_past_it(tiny_dir):
     if not kept:
         assert float(slow_restricted) == pytest.approx(float(slow_plain), rel=1e-4)
     # ntk:4 on top multiplies the compressed base by 4^(d/(d-2))
-    both = _load(tiny_dir, "ntk:4", max_positions=256)
+    both = _load(tiny_dir, "ntk:4:all", max_positions=256)
     for layer_type, base in _bases(restricted).items():
         assert _bases(both)[layer_type] == pytest.approx(ntk_base(base, 4.0, dim))
+
+
+def test_default_scales_only_gemmas_global_layers(tiny_gemma_dir, tiny_llama_dir):
+    """The sliding window never sees long distances: by default Gemma 3 scales its global layers only,
+    and a model with one rope group scales all its layers."""
+    assert RopeScaling.parse("ntk:4").layers == "auto" and str(RopeScaling.parse("ntk:4:all")) == "ntk:4:all"
+    plain = inv_freqs(_load(tiny_gemma_dir).model)
+    for spec in ("ntk:4", "linear:4", "dynamic:4"):
+        scaled = _load(tiny_gemma_dir, spec).model
+        torch.testing.assert_close(inv_freqs(scaled)["sliding_attention"], plain["sliding_attention"])
+        params = scaled.config.rope_parameters
+        assert params["sliding_attention"].get("rope_type", "default") == "default"
+        assert params["full_attention"] != _load(tiny_gemma_dir).model.config.rope_parameters["full_attention"]
+    torch.testing.assert_close(inv_freqs(_load(tiny_gemma_dir, "linear:4").model)["full_attention"],
+                               plain["full_attention"] / 4)
+    llama = inv_freqs(_load(tiny_llama_dir).model)[""]
+    torch.testing.assert_close(inv_freqs(_load(tiny_llama_dir, "linear:4").model)[""], llama / 4)
 
 
 def test_gemma_layer_groups_scale_separately(tiny_gemma_dir):

@@ -1,5 +1,5 @@
 """The report's context-scaling section, fed by a `nevermind perplexity` output directory holding
-the numbers measured on SmolLM2 (docs/context-scaling/)."""
+the numbers measured on SmolLM2 (docs/context-scaling/): ratios to the baseline with their SEs."""
 
 import json
 import shutil
@@ -30,6 +30,9 @@ def test_report_shows_cliffs_and_buffer(perplexity_dir, tmp_path):
     assert html.count("data:image/png;base64,") >= 2  # the perplexity curves and the buffer plot
     for curve in measured["curves"]:
         assert f"<td>{curve['alpha']:g}</td><td>{curve['cliff'] or 'none'}</td>" in html
+        for ratio, se, same in zip(curve["ratio"], curve["ratio_log_se"], curve["same_context"]):
+            assert same or f"{ratio:.2f} ± {ratio * se:.2f}" in html  # every ratio with its SE
+    assert "position-matched baseline" in html
 
 
 def test_model_name_is_escaped(perplexity_dir, tmp_path):

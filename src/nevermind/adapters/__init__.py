@@ -23,6 +23,7 @@ from nevermind.adapters.moderators import (
     ModelModerator,
     Moderator,
     RegexModerator,
+    SystemTermsModerator,
     register_moderator,
 )
 from nevermind.adapters.rules import REFERENCE_TOKEN_WEIGHTS, TOKEN_PRESETS, RulesAdapter, RulesConfig
@@ -44,6 +45,7 @@ __all__ = [
     "RegexModerator",
     "RulesAdapter",
     "RulesConfig",
+    "SystemTermsModerator",
     "TOKEN_PRESETS",
     "ThoughtInhibition",
     "TokenSurfaces",

@@ -47,9 +47,10 @@ def load_model(
 
     `backend` picks the registered backend ("hf", "openai", "vllm", "llamacpp", ...); "auto" means
     openai for an http(s) URL ("http://127.0.0.1:8000/v1#model") and hf otherwise. `rope` scales the
-    rotary position embedding ("ntk:4", "dynamic:2", "linear:4[:global]"); `max_positions` overrides
-    the context length the config declares. Backend-specific options pass through `options` or the
-    backend spec ("vllm:tensor_parallel_size=2"); a keyword given here wins over the spec's."""
+    rotary position embedding ("ntk:4", "dynamic:2", "linear:4[:all]"; Gemma 3 scales only its global
+    layers unless told `:all` or `:local`); `max_positions` overrides the context length the config
+    declares. Backend-specific options pass through `options` or the backend spec
+    ("vllm:tensor_parallel_size=2"); a keyword given here wins over the spec's."""
     entry, spec_options = resolve_backend(name, backend)
     options = {**spec_options, **options}
     return entry.loader(

@@ -88,7 +88,11 @@ class LanguageModel(Protocol):
         on_batch: BatchCallback | None = None,
         on_token: TokenCallback | None = None,
     ) -> list[Generation]:
-        """One Generation per request, in request order."""
+        """One Generation per request, in request order.
+
+        Logits processors follow the transformers convention, `processor(input_ids, scores)`; a
+        processor may define `start_batch(prompt_length)` (the padded prompt width of the coming
+        batch) and `start_rows(request_indices)` (which request each of its rows is)."""
         ...
 
     def score(

@@ -211,10 +211,15 @@ class HFModel:
         Logits processors are called as `processor(input_ids, scores) -> scores` at every
         step (the transformers convention). A processor with a `start_batch(prompt_length)`
         method is told, before each batch, the padded prompt width: generated tokens of the
-        batch are `input_ids[:, prompt_length:]`. `on_token(request_index, token_id)` sees
-        every generated token as it is chosen; returning False stops that request there."""
+        batch are `input_ids[:, prompt_length:]`; one with `start_rows(request_indices)` is told
+        which request each row of the batch is (rows are grouped by prompt length, not in
+        request order). `on_token(request_index, token_id)` sees every generated token as it is
+        chosen; returning False stops that request there. The rotary state is reset before
+        every batch, so dynamic NTK never carries the base of an earlier, longer batch."""
         from transformers import GenerationConfig as HFGenerationConfig
         from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        from nevermind.models.rope import reset_rope_state
 
         config = config or GenerationConfig()
         encoded = [_Encoded(i, self._prompt_ids(r)) for i, r in enumerate(requests)]
@@ -239,6 +244,9 @@ class HFModel:
             for processor in logits_processors:
                 if hasattr(processor, "start_batch"):
                     processor.start_batch(ids.shape[1])
+                if hasattr(processor, "start_rows"):
+                    processor.start_rows([e.index for e in batch])
+            reset_rope_state(self.model, missing_ok=True)
             watcher = _TokenWatcher([e.index for e in batch], on_token, self.eos_token_ids) if on_token else None
             output = self.model.generate(
                 input_ids=ids,

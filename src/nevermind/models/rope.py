@@ -3,8 +3,9 @@ past the context length it was trained on (static NTK alpha, dynamic NTK, linear
 
 The option edits the model's config before the weights load, so transformers builds the
 rotary embedding itself; nothing is patched at run time. Gemma 3 keeps separate rope
-parameters for its local (sliding-window) and global layers: both are scaled unless the
-option names one group."""
+parameters for its local (sliding-window) and global layers: by default only the global ones
+are scaled (a sliding window never sees the long distances scaling is for); `:all` and
+`:local` choose otherwise."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ if TYPE_CHECKING:
 
 RopeKind = Literal["ntk", "dynamic", "linear"]
 """ntk: static NTK-aware base change; dynamic: NTK base grown with the sequence; linear: position interpolation."""
-RopeLayers = Literal["all", "global", "local"]
-"""Which attention layers to scale on models with per-layer rope (Gemma 3); others have one group."""
+RopeLayers = Literal["auto", "all", "global", "local"]
+"""Which attention layers to scale on models with per-layer rope (Gemma 3); others have one group.
+auto: the global layers where the model separates them, its one group otherwise."""
 
 KINDS: tuple[str, ...] = ("ntk", "dynamic", "linear")
 """The scaling kinds, in the order the CLI lists them."""
@@ -36,30 +38,30 @@ class RopeScaling:
     """ntk (static base × alpha^(d/(d−2))), dynamic (transformers' dynamic NTK) or linear."""
     alpha: float
     """Scaling factor ≥ 1; alpha 1 leaves the model unchanged for every kind."""
-    layers: RopeLayers = "all"
-    """On models with per-layer rope (Gemma 3): scale all, only global or only local layers."""
+    layers: RopeLayers = "auto"
+    """On models with per-layer rope (Gemma 3): auto (= global), all, only global or only local layers."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise NevermindError(f"unknown rope scaling {self.kind!r}: choose one of {', '.join(KINDS)}")
         if not self.alpha >= 1.0 or self.alpha != self.alpha or self.alpha == float("inf"):
             raise NevermindError(f"rope alpha must be a finite number ≥ 1, got {self.alpha}")
-        if self.layers not in ("all", *LAYER_GROUPS):
-            raise NevermindError(f"unknown rope layer group {self.layers!r}: choose all, global or local")
+        if self.layers not in ("auto", "all", *LAYER_GROUPS):
+            raise NevermindError(f"unknown rope layer group {self.layers!r}: choose auto, all, global or local")
 
     @classmethod
     def parse(cls, spec: str) -> RopeScaling:
-        """Parse "KIND:ALPHA[:LAYERS]", e.g. "ntk:4", "dynamic:2", "linear:4:global"."""
+        """Parse "KIND:ALPHA[:LAYERS]", e.g. "ntk:4", "dynamic:2", "linear:4:all"."""
         parts = spec.strip().split(":")
         if len(parts) not in (2, 3) or not all(parts):
             raise NevermindError(
-                f"bad rope option {spec!r}: write KIND:ALPHA[:LAYERS], e.g. ntk:4, dynamic:2 or linear:4:global"
+                f"bad rope option {spec!r}: write KIND:ALPHA[:LAYERS], e.g. ntk:4, dynamic:2 or linear:4:all"
             )
         try:
             alpha = float(parts[1])
         except ValueError:
             raise NevermindError(f"bad rope option {spec!r}: alpha {parts[1]!r} is not a number") from None
-        return cls(parts[0], alpha, parts[2] if len(parts) == 3 else "all")  # type: ignore[arg-type]
+        return cls(parts[0], alpha, parts[2] if len(parts) == 3 else "auto")  # type: ignore[arg-type]
 
     @property
     def is_identity(self) -> bool:
@@ -68,7 +70,7 @@ class RopeScaling:
 
     def __str__(self) -> str:
         alpha = f"{self.alpha:g}"
-        return f"{self.kind}:{alpha}" + ("" if self.layers == "all" else f":{self.layers}")
+        return f"{self.kind}:{alpha}" + ("" if self.layers == "auto" else f":{self.layers}")
 
 
 def ntk_base(base: float, alpha: float, dim: int) -> float:
@@ -129,7 +131,11 @@ def apply_rope_scaling(config: Any, scaling: RopeScaling | None, *, max_position
         config.max_position_embeddings = int(max_positions)
     if scaling is None or scaling.is_identity:
         return config
-    if scaling.layers != "all":
+    if scaling.layers == "auto":
+        # Per-layer rope (Gemma 3): the global layers only; one shared group: all layers.
+        if LAYER_GROUPS["global"] in groups:
+            groups = {LAYER_GROUPS["global"]: groups[LAYER_GROUPS["global"]]}
+    elif scaling.layers != "all":
         wanted = LAYER_GROUPS[scaling.layers]
         if wanted not in groups:
             raise NevermindError(
