@@ -242,8 +242,9 @@ BASE_KEY = "base"
 
 
 def points(config: SweepConfig) -> list[Point]:
-    """The grid: every share × every seed."""
-    return [Point(share, seed) for share in config.shares for seed in config.seeds]
+    """The grid: every share × every seed, seed by seed, so that a sweep stopped early (or one whose
+    later points are still running) already holds whole curves over the shares."""
+    return [Point(share, seed) for seed in config.seeds for share in config.shares]
 
 
 # ------------------------------------------------------------------------- stages

@@ -194,7 +194,7 @@ def build_trainer(
     from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
 
-    from nevermind.models.hf import HFModel
+    from nevermind.models.hf import load_pretrained
     from nevermind.training.recipes import build_examples
 
     set_seed(config.seed)
@@ -210,10 +210,9 @@ def build_trainer(
                 f"validation_size {config.validation_size} leaves no training examples (have {len(examples)})"
             )
         eval_examples, examples = examples[: config.validation_size], examples[config.validation_size :]
-    # Training needs the transformers module itself, not the generate/score interface. Until the model
-    # interface offers a door for that (design/002-model-interface.md, issue 14), it comes from HFModel.
-    lm = HFModel.load(config.model, device=config.device, dtype="float32", on_status=on_status)
-    model, tokenizer = lm.model, lm.tokenizer
+    # Training needs the transformers module itself, not the generate/score interface: the model
+    # interface's door for that is load_pretrained (design/002-model-interface.md).
+    model, tokenizer = load_pretrained(config.model, device=config.device, dtype="float32", on_status=on_status)
     cuda = model.device.type == "cuda"
     model.train()
     output_dir = config.resolved_output_dir()
@@ -236,7 +235,7 @@ def build_trainer(
 
 
 def save_checkpoint(trainer: Any, config: TrainConfig, output_dir: Path, record: dict[str, Any]) -> Path:
-    """Write the merged model + tokenizer (loadable by HFModel.load), the LoRA adapter, and the run record."""
+    """Write the merged model + tokenizer (loadable by `nevermind.models.load_model`), the LoRA adapter, and the run record."""
     output_dir.mkdir(parents=True, exist_ok=True)
     model = trainer.model
     if config.lora:
@@ -260,7 +259,7 @@ def train(
     """Finetune `config.model` on `examples` (default: the config's recipe); return the checkpoint directory.
 
     Loss falls on each conversation's final assistant turn only. The directory holds a merged full
-    model and tokenizer (so `HFModel.load(str(path))` / `-m PATH` works), and for LoRA runs the
+    model and tokenizer (so `load_model(str(path))` / `-m PATH` works), and for LoRA runs the
     adapter in `adapter/`, plus `nevermind-train.json` (config, losses, timings)."""
     started = time.perf_counter()
     trainer = build_trainer(config, examples, on_progress=on_progress, on_status=on_status)
