@@ -94,6 +94,7 @@ def test_ray_and_worker_processes_give_the_same_records_and_a_killed_sweep_resum
 
     # A kill after a point's records were written but before its completion line, and a torn
     # half-line at the end of the records: only that point reruns (in a worker process), same result.
+    # (Step 0's follow checkpoint was removed when the sweep finished: it is rebuilt, not stored again.)
     points_file = tmp_path / POINTS_FILE
     lines = points_file.read_text().splitlines(keepends=True)
     points_file.write_text("".join(line for line in lines if '"share=1-seed=0"' not in line))
