@@ -210,8 +210,8 @@ def build_trainer(
                 f"validation_size {config.validation_size} leaves no training examples (have {len(examples)})"
             )
         eval_examples, examples = examples[: config.validation_size], examples[config.validation_size :]
-    # Training needs the transformers module itself, not the generate/score interface: the model
-    # interface's door for that is load_pretrained (design/002-model-interface.md).
+    # Training needs the transformers module itself (TRL and PEFT train it), not the generate/score
+    # interface: load_pretrained is the model layer's one door for that.
     model, tokenizer = load_pretrained(config.model, device=config.device, dtype="float32", on_status=on_status)
     cuda = model.device.type == "cuda"
     model.train()
