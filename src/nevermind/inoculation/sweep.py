@@ -242,8 +242,9 @@ BASE_KEY = "base"
 
 
 def points(config: SweepConfig) -> list[Point]:
-    """The grid: every share × every seed."""
-    return [Point(share, seed) for share in config.shares for seed in config.seeds]
+    """The grid: every share × every seed, seed by seed, so that a sweep stopped early (or one whose
+    later points are still running) already holds whole curves over the shares."""
+    return [Point(share, seed) for seed in config.seeds for share in config.shares]
 
 
 # ------------------------------------------------------------------------- stages
@@ -589,10 +590,10 @@ def run_sweep(
         if config.threads and workers > 1 and not use_ray:  # step 0 runs alone: it gets every worker's threads
             base_data["threads"] = config.threads * workers
         base = run_base(base_data, str(work / BASE_KEY), progress.status)
-        if BASE_KEY not in finished:
+        if BASE_KEY not in finished:  # else it only rebuilt the removed follow checkpoint (deterministic)
             store.save(base)
-        if on_point:
-            on_point(base)
+            if on_point:
+                on_point(base)
     start_model = str(follow_dir) if base["follow"]["ran"] else config.model
     jobs = [(data, p, str(work / p.key), start_model) for p in todo]
     executor = _ray if use_ray else _processes if workers > 1 else _sequential
