@@ -225,3 +225,11 @@ def test_shipped_mini_config_is_valid():
     config = load_config(Path(__file__).parents[2] / "configs" / "sweep-mini.yaml")
     assert {0.0, 0.5, 1.0} <= set(config.shares) and len(config.seeds) == 2
     assert config.inoculation.min_z == 2.0 and config.eval.max_new_tokens >= 40
+
+
+def test_sweep_takes_a_backend_for_its_measurements(tmp_path):
+    """--backend reaches the measurements' load_model; a wrong one is one line before any work."""
+    assert SweepConfig().backend == "auto"
+    result = run_cli("sweep", "configs/sweep-mini.yaml", "--backend", "nope", "--out", tmp_path / "sweep")
+    assert result.returncode == 2 and "unknown backend 'nope'" in result.stderr, result.stderr
+    assert not (tmp_path / "sweep").exists()

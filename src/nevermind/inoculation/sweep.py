@@ -190,6 +190,8 @@ class SweepConfig(BaseModel):
     """The inoculation stage and its control arm."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
     """The measurements."""
+    backend: str = "auto"
+    """Backend the measurements run on (hf, vllm, llamacpp, ...); training always uses transformers."""
     device: str = "auto"
     """Device for training and measuring (auto, cpu, cuda)."""
     threads: int | None = None
@@ -263,7 +265,7 @@ def _measure(model_name: str, config: SweepConfig, items: list, stage: str, key:
     """Every record of one model on the held-out items, tagged with point and stage."""
     from nevermind.models import load_model
 
-    model = load_model(model_name, device=config.device)
+    model = load_model(model_name, backend=config.backend, device=config.device)
     records = score_items(model, items, batch_size=config.eval.batch_size)
     if config.eval.generate:
         records += generate_items(
