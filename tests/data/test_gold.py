@@ -20,6 +20,7 @@ import pytest
 from nevermind.tasks import Sample, TaskOptions, build_task
 
 GOLD = Path(__file__).parent / "gold" / "gold.jsonl"
+DOCS = Path(__file__).parents[2] / "docs" / "tasks.md"
 FIELDS = {
     "needle": ("value", "echo"),
     "override": ("value", "echo"),
@@ -99,6 +100,23 @@ def table(results: dict[str, Agreement]) -> str:
     return "\n".join(lines)
 
 
+def counts_table(records: list[dict]) -> str:
+    """Samples per task and model (with adapter) as Markdown, seeds named where there are several."""
+    columns = [(m, a) for m in sorted({r["model"] for r in records}) for a in ((), ("rules",))]
+    names = [m + "".join(f" + {x}" for x in a) for m, a in columns]
+    lines = ["| task | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
+
+    def cell(rows: list[dict], task: str | None) -> str:
+        seeds = sorted({r["seed"] for r in rows})
+        return f"{len(rows)}" + (f" (seeds {', '.join(map(str, seeds))})" if task and len(seeds) > 1 else "")
+
+    for task in [*FIELDS, None]:
+        mine = [r for r in records if task is None or r["task"] == task]
+        cells = [cell([r for r in mine if (r["model"], tuple(r["adapters"])) == c], task) for c in columns]
+        lines.append(f"| {task or 'all'} | " + " | ".join(cells) + f" | {len(mine)} |")
+    return "\n".join(lines)
+
+
 @pytest.fixture(scope="module")
 def results():
     computed = agreement()
@@ -124,6 +142,13 @@ def test_the_gold_set_is_large_labelled_and_varied():
         assert len(values) > 1 and echoes == {0, 1}, task
 
 
+def test_the_docs_table_is_the_computed_one(results):
+    """docs/tasks.md shows the agreement this file computes from the stored labels, not a typed-in one."""
+    docs = DOCS.read_text(encoding="utf-8")
+    assert table(results) in docs, "docs/tasks.md's gold table is stale: paste `python -m tests.data.test_gold`"
+    assert counts_table(gold_records()) in docs, "docs/tasks.md's gold sample counts are stale"
+
+
 @pytest.mark.parametrize("task", sorted(FIELDS))
 def test_scorer_agrees_with_the_gold_labels(results, task):
     result = results[task]
@@ -137,6 +162,8 @@ def test_scorer_agrees_with_the_gold_labels(results, task):
 if __name__ == "__main__":
     computed = agreement()
     print(table(computed))
+    print()
+    print(counts_table(gold_records()))
     for result in computed.values():
         for line in result.disagreements:
             print("  disagrees:", line)
