@@ -174,8 +174,8 @@ class LlamaCppModel:
         multi-sequence batching, so `batch_size` is not used).
 
         Logits processors are called as the transformers backend calls them: `start_batch(prompt
-        length)` before each sequence, then `processor(input_ids [1, n], scores [1, vocab])` at every
-        step. Greedy decoding takes the argmax; sampling draws from a torch generator seeded with
+        length)` and `start_rows([request index])` before each sequence, then `processor(input_ids [1, n],
+        scores [1, vocab])` at every step. Greedy decoding takes the argmax; sampling draws from a torch generator seeded with
         `config.seed` (the same seed and requests give the same text)."""
         config = config or GenerationConfig()
         generator = torch.Generator()
@@ -204,6 +204,8 @@ class LlamaCppModel:
         for processor in processors:
             if hasattr(processor, "start_batch"):
                 processor.start_batch(len(prompt))
+            if hasattr(processor, "start_rows"):  # a batch of one row: request `index`
+                processor.start_rows([index])
         room = min(config.max_new_tokens, self._n_ctx - len(prompt))
         tokens: list[int] = []
         cancelled = False

@@ -663,6 +663,11 @@ def load_vllm(
     overrides, config = _rope_overrides(shipped, rope, max_positions)
     torch_dtype = pick_dtype(dtype, torch.device("cuda" if platform == "cuda" else "cpu"))
     context = settings.max_model_len or int(getattr(config, "max_position_embeddings", None) or trained)
+    if overrides:
+        # vLLM sizes its rotary table by max_position_embeddings and refuses a longer max_model_len; a
+        # model restricted to N positions (max_positions) must still run past N, as on transformers.
+        # For default and linear RoPE (the only kinds passed here) the angles do not depend on it.
+        overrides["max_position_embeddings"] = max(int(overrides["max_position_embeddings"]), context)
     on_cpu = platform == "cpu"
     kv_gib = settings.kv_cache_gib
     if kv_gib is None and on_cpu:
