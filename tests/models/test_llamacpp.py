@@ -33,6 +33,23 @@ def llama():
     return load_model("smollm2-135m-instruct", backend="llamacpp:score_n_ctx=1024")
 
 
+class EndAfter:
+    """A logits processor that forces the end-of-sequence token once `n` tokens were generated."""
+
+    def __init__(self, n: int, eos: int) -> None:
+        self.n, self.eos, self.prompt_length = n, eos, 0
+
+    def start_batch(self, prompt_length: int) -> None:
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[1] - self.prompt_length < self.n:
+            return scores
+        forced = torch.full_like(scores, float("-inf"))
+        forced[:, self.eos] = 0.0
+        return forced
+
+
 class ForceToken:
     """A logits processor that leaves only one token possible (and records the calls it gets)."""
 
@@ -127,8 +144,10 @@ def test_generation_stops_streams_and_repeats_with_a_seed(llama):
     assert stop in llama.decode(stopped.token_ids) and stop not in llama.decode(stopped.token_ids[:-1])
     [short] = llama.generate(["Tell me a long story."], GenerationConfig(max_new_tokens=3))
     assert short.finish_reason == "length" and len(short.token_ids) == 3
-    [ended] = llama.generate(["Say yes."], GenerationConfig(max_new_tokens=64))
-    assert ended.finish_reason == "eos" and ended.token_ids[-1] in llama.eos_token_ids
+    eos = min(llama.eos_token_ids)  # ending is forced: whether the model ends by itself is its own business
+    [ended] = llama.generate(["Say yes."], GenerationConfig(max_new_tokens=64), logits_processors=[EndAfter(2, eos)])
+    assert ended.finish_reason == "eos" and len(ended.token_ids) == 3 and ended.token_ids[-1] == eos
+    assert ended.text == llama.decode(ended.token_ids[:2])
     text = llama.format_prompt("Name a color.")
     config = GenerationConfig(max_new_tokens=8)
     [from_text] = llama.generate([GenerateRequest(text, chat=False)], config)
