@@ -79,11 +79,11 @@ def test_tiny_experiment_end_to_end_and_resume(tiny_llama_dir, tmp_path):
 def test_bad_experiment_file_is_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("variants:\n  base: response\n")
-    with pytest.raises(NevermindError, match=r"bad.yaml: variants: .*base/reference"):
+    with pytest.raises(NevermindError, match=r"bad.yaml:1: variants: .*base/reference"):
         load_experiment(bad)
     bad.write_text("eval: {limit: one}\n")
-    with pytest.raises(NevermindError, match=r"bad.yaml: eval.limit"):
+    with pytest.raises(NevermindError, match=r"bad.yaml:1: eval.limit"):
         load_experiment(bad)
     bad.write_text("base: [\n")
-    with pytest.raises(NevermindError, match=r"bad.yaml:\d+: invalid YAML"):
+    with pytest.raises(NevermindError, match=r"bad.yaml:\d+: malformed YAML"):
         load_experiment(bad)

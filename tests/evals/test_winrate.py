@@ -438,3 +438,7 @@ def test_cli_generate_outputs_and_winrate(tiny_llama_dir, tmp_path):
         and "unknown judge 'gpt4'" in result.stderr
         and "Traceback" not in result.stderr
     )
+    # the local judge loads through the backend registry: --backend picks it, a wrong one is one line
+    result = run_cli("winrate", "--outputs", str(a), "--reference", str(b), "--judge", f"local:{tiny_llama_dir}",
+                     "--backend", "nope")
+    assert result.returncode == 2 and "unknown backend 'nope'" in result.stderr, result.stderr

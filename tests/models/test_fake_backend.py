@@ -89,3 +89,33 @@ def test_perplexity_runs_on_the_fake_backend(tmp_path, no_transformers_model):
     [curve] = forgetful.curves
     assert curve.perplexity[1] == pytest.approx(fake.VOCAB)  # past 300 it guesses among every word
     assert curve.ratio[0] < 1.0 and curve.ratio[1] > config.cliff_ratio and curve.cliff == 512
+
+
+def test_ranking_runs_on_the_fake_backend(tmp_path, no_transformers_model):
+    """Response ranking needs only score: the copy model prefers words it has read, so a response
+    that repeats its own instruction's words beats every other instruction's response (a known truth)."""
+    from nevermind.evals.rank import RankPair, response_rank
+
+    topics = ["apple pear plum", "red blue green", "cat dog horse", "oak pine birch", "salt sugar flour",
+              "rain snow hail", "iron gold lead"]  # fmt: skip
+    pairs = [RankPair(f"name three of these {t}", t) for t in topics]
+    model = load_model("copy-model", backend="fake")
+    result = response_rank(model, pairs, negatives=3, records_path=tmp_path / "rank.jsonl")
+    assert result.instructions == len(pairs) and result.accuracy == 1.0
+    assert model.calls["score"] >= 1 and (tmp_path / "rank.jsonl").is_file()
+
+
+def test_a_judge_runs_on_the_fake_backend(tmp_path, no_transformers_model):
+    """A local judge needs only next_token: win_rate runs end to end through it. The copy model has
+    read both verdict tokens in the question, so it has no preference: exactly ½, in both orders."""
+    from nevermind.evals.judges import LocalJudge
+    from nevermind.evals.outputs import OutputRecord
+    from nevermind.evals.winrate import win_rate
+
+    instructions = [f"say something about topic {i}" for i in range(4)]
+    a = {i: OutputRecord(i, f"a answer {n}", "a") for n, i in enumerate(instructions)}
+    b = {i: OutputRecord(i, f"b answer {n}", "b") for n, i in enumerate(instructions)}
+    model = load_model("copy-model", backend="fake")
+    result = win_rate(a, b, LocalJudge(model), tmp_path / "winrate")
+    assert result.instructions == 4 and result.judged >= 8 and model.calls["next_token"] >= 1
+    assert result.preference == pytest.approx(0.5) and result.soft_win_rate == pytest.approx(0.5)

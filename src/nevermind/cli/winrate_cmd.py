@@ -137,6 +137,10 @@ def winrate_command(
         float, typer.Option(help="Seconds before one judge request is abandoned.", min=0.1)
     ] = 60.0,
     retries: Annotated[int, typer.Option(help="Retries for timeouts, 429 and 5xx.", min=0)] = 3,
+    backend: Annotated[
+        str,
+        typer.Option(help="Backend of a local: judge: auto, hf, vllm, llamacpp (one that gives next-token log-probabilities)."),
+    ] = "auto",
     calibration: Annotated[
         int | None,
         typer.Option(
@@ -158,7 +162,7 @@ def winrate_command(
     shown = redact_url(judge)  # URL credentials stay out of the directory name and the screen
     out_dir = out_dir or Path("runs") / "winrate" / f"{outputs.stem}-vs-{reference.stem}-{_slug(shown)}"
     with status_spinner(f"loading judge {shown}") as say:
-        judge_ = make_judge(judge, api_key_env=api_key_env, timeout=timeout, max_retries=retries)
+        judge_ = make_judge(judge, api_key_env=api_key_env, timeout=timeout, max_retries=retries, backend=backend)
         result = win_rate(
             answers,
             references,

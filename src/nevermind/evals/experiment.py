@@ -20,10 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from nevermind.errors import NevermindError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BASE = "base"
 """Name of the untuned base model in tables and paths."""
@@ -97,23 +94,10 @@ class ExperimentConfig(BaseModel):
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment file; errors name the file (and line for YAML errors)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise NevermindError(f"{path}: no such file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        raise NevermindError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None
-    if not isinstance(data, dict):
-        raise NevermindError(f"{path}: expected a mapping of experiment keys")
-    try:
-        return ExperimentConfig(**data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise NevermindError(f"{path}: {where}: {first['msg']}") from None
+    """Read and validate an experiment file; errors name the file and line (nevermind.config)."""
+    from nevermind.config import load_config
+
+    return load_config(ExperimentConfig, path, what="experiment file")
 
 
 def _train(config: ExperimentConfig, name: str, recipe: str, out: Path, say: Callable[[str], None]) -> str:

@@ -182,9 +182,14 @@ def _verdict_from_logprobs(logprobs: Any) -> float | None:
 
 
 def make_judge(
-    spec: str, *, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0, max_retries: int = 3
+    spec: str,
+    *,
+    api_key_env: str = "OPENAI_API_KEY",
+    timeout: float = 60.0,
+    max_retries: int = 3,
+    backend: str = "auto",
 ) -> Judge:
-    """A judge from "openai:URL#model" or "local:MODEL"."""
+    """A judge from "openai:URL#model" or "local:MODEL" (`backend` picks the local model's backend)."""
     kind, _, target = spec.partition(":")
     if kind == "openai" and target:
         url, model = parse_model_url(target)
@@ -194,5 +199,5 @@ def make_judge(
     if kind == "local" and target:
         from nevermind.models import load_model
 
-        return LocalJudge(load_model(target))
+        return LocalJudge(load_model(target, backend=backend))
     raise NevermindError(f"unknown judge {spec!r}: use openai:URL#model or local:MODEL")

@@ -194,7 +194,7 @@ def build_trainer(
     from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
 
-    from nevermind.models.hf import HFModel
+    from nevermind.models.hf import load_pretrained
     from nevermind.training.recipes import build_examples
 
     set_seed(config.seed)
@@ -210,10 +210,9 @@ def build_trainer(
                 f"validation_size {config.validation_size} leaves no training examples (have {len(examples)})"
             )
         eval_examples, examples = examples[: config.validation_size], examples[config.validation_size :]
-    # Training needs the transformers module itself, not the generate/score interface. Until the model
-    # interface offers a door for that (design/002-model-interface.md, issue 14), it comes from HFModel.
-    lm = HFModel.load(config.model, device=config.device, dtype="float32", on_status=on_status)
-    model, tokenizer = lm.model, lm.tokenizer
+    # Training needs the transformers module itself (TRL and PEFT train it), not the generate/score
+    # interface: load_pretrained is the model layer's one door for that.
+    model, tokenizer = load_pretrained(config.model, device=config.device, dtype="float32", on_status=on_status)
     cuda = model.device.type == "cuda"
     model.train()
     output_dir = config.resolved_output_dir()
