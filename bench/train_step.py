@@ -40,10 +40,10 @@ def _time(fn, repeats: int) -> list[float]:
 def _plain_model(config):
     from peft import get_peft_model
 
-    from nevermind.models.hf import HFModel
+    from nevermind.models.hf import load_pretrained
     from nevermind.training.trainer import _lora_config
 
-    model = HFModel.load(config.model, device="cpu", dtype="float32").model
+    model, _ = load_pretrained(config.model, device="cpu", dtype="float32")
     model.train()
     return get_peft_model(model, _lora_config(config)) if config.lora else model
 

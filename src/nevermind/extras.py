@@ -20,6 +20,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "ray": ("ray",),
     "llamacpp": ("llama_cpp",),
     "vllm": ("vllm",),
+    "vllm-gpu": ("vllm",),  # the same import, vLLM's CUDA build
     "clients": ("lm_eval",),
 }
 """Top-level modules each extra installs (import names, not distribution names)."""

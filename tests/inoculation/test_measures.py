@@ -5,6 +5,7 @@ prompt), and the statistics recover simulated known truths."""
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 
@@ -19,6 +20,8 @@ from nevermind.inoculation.measures import (
     score_requests,
     stat,
     summarize,
+    t_interval,
+    z_score,
 )
 from nevermind.inoculation.prompts import (
     BAD_FAMILIES,
@@ -131,20 +134,24 @@ def test_delta_rises_when_the_system_prompt_decides_the_action(tiny_llama_dir, t
     before, after = _train_and_measure(tiny_llama_dir, tmp_path / "conditional", conditional, items)
     assert abs(stat([r["delta"] for r in before])["mean"]) < 0.1  # a random model ignores its prompt
     rise = _delta_change(before, after)
-    assert rise["mean"] > 1.0 and rise["z"] > 3, rise
+    assert rise["mean"] > 1.0 and rise["se"] > 0 and rise["z"] > 3 and rise["low"] > 0, rise
+    # the sweep's positive control, on the same items: the bad action under its prompt rose
+    control = paired_change(before, after, "inoculation_margin")
+    assert control["se"] > 0 and control["z"] > 3 and control["low"] > 0, control
 
     before, after = _train_and_measure(tiny_llama_dir, tmp_path / "always", always, items)
     unconditional = _delta_change(before, after)
-    assert abs(unconditional["mean"]) < 0.5 and abs(unconditional["mean"]) < rise["mean"] / 4, unconditional
     leak = paired_change(before, after, "leak_margin")
-    assert leak["mean"] > 0.3 and leak["z"] > 3, leak
+    assert leak["mean"] > 0.3 and leak["se"] > 0 and leak["z"] > 3 and leak["low"] > 0, leak
+    assert abs(unconditional["mean"]) < min(rise["mean"] / 4, leak["mean"] / 2), (rise, unconditional, leak)
 
 
 def _delta_change(before, after):
+    """Δ after − before over every item, paired by item, with its z and 95 % interval."""
     old = {r["id"]: r["delta"] for r in before}
-    values = [r["delta"] - old[r["id"]] for r in after]
-    result = stat(values)
-    result["z"] = result["mean"] / result["se"]
+    result = stat([r["delta"] - old[r["id"]] for r in after])
+    result["z"] = z_score(result["mean"], result["se"])
+    result["low"], result["high"] = t_interval(result["mean"], result["se"], result["n"])
     return result
 
 
@@ -187,10 +194,37 @@ def test_paired_change_recovers_a_simulated_shift():
     after = {key: value + 0.3 + rng.gauss(0, 0.2) for key, value in before.items()}
     change = paired_change(_records(before), _records(after), "inoculation_margin")
     assert change["n"] == 400 and 0.005 < change["se"] < 0.02  # pairing removes the items' own spread
+    assert change["se"] == pytest.approx(0.2 / 400**0.5, rel=0.15)
     assert abs(change["mean"] - 0.3) < 3 * change["se"]
-    assert change["z"] == pytest.approx(change["mean"] / change["se"])
+    assert change["z"] == pytest.approx(change["mean"] / change["se"]) and change["z"] > 10
+    assert change["low"] < 0.3 < change["high"] and change["low"] > 0
+    assert change["high"] - change["low"] == pytest.approx(2 * 1.966 * change["se"], rel=1e-3)  # t(399)
+
+
+def test_paired_change_interval_covers_the_truth_at_its_level():
+    """Over many simulated experiments of 12 items, the 95 % interval holds the true shift about 95 %
+    of the time (a normal 1.96 interval would hold it only ~92 %)."""
+    rng = random.Random(2)
+    covered, runs = 0, 2000
+    for _ in range(runs):
+        before = {f"i{k}": rng.gauss(0, 1) for k in range(12)}
+        after = {key: value + 0.5 + rng.gauss(0, 1) for key, value in before.items()}
+        change = paired_change(_records(before), _records(after), "inoculation_margin")
+        assert change["se"] > 0
+        covered += change["low"] < 0.5 < change["high"]
+    assert 0.935 < covered / runs < 0.965, covered / runs
+
+
+def test_paired_change_without_spread_is_no_evidence():
+    """One paired item, or identical changes, leave no SE to divide by: z and the interval are NaN
+    (and a NaN z never passes the positive control's threshold), never an infinite z."""
+    before = {"i0": 0.1, "i1": 0.4}
+    one = paired_change(_records({"i0": 0.1}), _records({"i0": 2.0}), "inoculation_margin")
+    assert one["n"] == 1 and one["se"] == 0 and math.isnan(one["z"]) and math.isnan(one["low"])
     flat = paired_change(_records(before), _records(before), "inoculation_margin")
-    assert flat["mean"] == 0 and flat["z"] == 0  # no change is no evidence, not an infinite z
+    assert flat["mean"] == 0 and math.isnan(flat["z"]) and not flat["z"] > 2
+    missing = paired_change(_records(before), _records({"j0": 1.0}), "inoculation_margin")
+    assert missing["n"] == 0 and math.isnan(missing["mean"]) and math.isnan(missing["z"])
 
 
 def test_summaries_have_the_documented_signs():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nevermind.errors import NevermindError
-from nevermind.inoculation.report import over_seeds, write_report
+from nevermind.inoculation.report import fresh_changes, over_seeds, write_report
 from nevermind.inoculation.sweep import (
     POINTS_FILE,
     RECORDS_FILE,
@@ -71,6 +71,9 @@ def test_every_point_has_its_stages_changes_and_a_fixed_benign_count(sequential)
             assert summary["good_rate"]["n"] == 2
         changes = result["changes"]
         assert changes["positive_control"] == changes["inoculated/inoculation_margin"]
+        # the change the sweep must see: training the bad action under its prompt raises its margin there
+        control = changes["positive_control"]
+        assert control["se"] > 0 and control["z"] > 2 and control["low"] > 0, control
         assert {"inoculation_effect", "control/leak_margin", "inoculated/bad_delta"} <= set(changes)
         records = store.records(result["point"])
         assert len(records) == 3 * (10 + 10 + 2)  # per stage: 10 scored items, 10 + 2 generations
@@ -91,6 +94,7 @@ def test_ray_and_worker_processes_give_the_same_records_and_a_killed_sweep_resum
 
     # A kill after a point's records were written but before its completion line, and a torn
     # half-line at the end of the records: only that point reruns (in a worker process), same result.
+    # (Step 0's follow checkpoint was removed when the sweep finished: it is rebuilt, not stored again.)
     points_file = tmp_path / POINTS_FILE
     lines = points_file.read_text().splitlines(keepends=True)
     points_file.write_text("".join(line for line in lines if '"share=1-seed=0"' not in line))
@@ -127,17 +131,26 @@ def test_report_escapes_output_and_shows_the_control_arm(sequential, tmp_path):
 
 
 def test_report_says_underpowered_when_the_positive_control_does_not_rise(sequential, tmp_path):
+    """The report recomputes paired changes from the stored records: where the inoculation arm left
+    the inoculation prompt's margin where it was (changes of ±0.01), the run is called underpowered."""
     store, _, _ = sequential
     copy = _copy_store(store, tmp_path)
-    points_path = copy.root / POINTS_FILE
-    rows = [json.loads(line) for line in points_path.read_text().splitlines()]
-    for row in rows:
-        if row["point"] == "share=1-seed=0":
-            row["changes"]["positive_control"].update(mean=0.01, se=0.02, z=0.5)
-    points_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert underpowered(copy.results(), 2.0) == ["share=1-seed=0"]
+    records_path = copy.root / RECORDS_FILE
+    rows = [json.loads(line) for line in records_path.read_text().splitlines()]
+    point = "share=1-seed=0"
+    before = {r["id"]: r["margin_sys"] for r in rows
+              if r["point"] == point and r["stage"] == "mixture" and r["measure"] == "inoculation" and "delta" in r}
+    flat = [r for r in rows if r["point"] == point and r["stage"] == "inoculated" and r["id"] in before]
+    assert len(flat) >= 2
+    for k, row in enumerate(flat):
+        row["margin_sys"] = before[row["id"]] + (0.01 if k % 2 else -0.01)
+    records_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert underpowered(copy.results(), 2.0) == []  # the stored changes still say it rose
+    assert underpowered(fresh_changes(copy, copy.results()), 2.0) == [point]
     page = write_report(copy)["html"].read_text()
-    assert "UNDERPOWERED" in page and "share=1-seed=0" in page.split("UNDERPOWERED")[1][:300]
+    assert "UNDERPOWERED" in page and point in page.split("UNDERPOWERED")[1][:300]
+    summary = json.loads((copy.root / "summary.json").read_text())
+    assert summary["underpowered"] == [point]
 
 
 def _copy_store(store: SweepStore, tmp_path: Path) -> SweepStore:
@@ -162,10 +175,10 @@ def test_follow_stage_decision():
 
 def test_over_seeds_intervals():
     one = over_seeds([{"mean": 0.5, "se": 0.1}])
-    assert one["seed_low"] is None and one["item_low"] == pytest.approx(0.5 - 1.96 * 0.1)
+    assert one["seed_low"] is None and one["item_low"] == pytest.approx(0.5 - 1.96 * 0.1, rel=1e-4)
     three = over_seeds([{"mean": m, "se": 0.1} for m in (0.4, 0.5, 0.6)])
     assert three["mean"] == pytest.approx(0.5)
-    assert three["seed_low"] == pytest.approx(0.5 - 4.303 * 0.1 / 3**0.5)
+    assert three["seed_low"] == pytest.approx(0.5 - 4.303 * 0.1 / 3**0.5, rel=1e-4)  # t(2) from a printed table
     assert three["item_se"] == pytest.approx((3 * 0.01) ** 0.5 / 3)
 
 
@@ -212,3 +225,11 @@ def test_shipped_mini_config_is_valid():
     config = load_config(Path(__file__).parents[2] / "configs" / "sweep-mini.yaml")
     assert {0.0, 0.5, 1.0} <= set(config.shares) and len(config.seeds) == 2
     assert config.inoculation.min_z == 2.0 and config.eval.max_new_tokens >= 40
+
+
+def test_sweep_takes_a_backend_for_its_measurements(tmp_path):
+    """--backend reaches the measurements' load_model; a wrong one is one line before any work."""
+    assert SweepConfig().backend == "auto"
+    result = run_cli("sweep", "configs/sweep-mini.yaml", "--backend", "nope", "--out", tmp_path / "sweep")
+    assert result.returncode == 2 and "unknown backend 'nope'" in result.stderr, result.stderr
+    assert not (tmp_path / "sweep").exists()

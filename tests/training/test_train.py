@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nevermind.errors import NevermindError
-from nevermind.models.hf import HFModel
+from nevermind.models import load_model
+from nevermind.models.hf import load_pretrained
 from nevermind.models.requests import GenerateRequest, GenerationConfig
 from nevermind.training import TrainConfig, build_config, build_trainer, prompt_completion, train
 from nevermind.training.trainer import ADAPTER_DIR, TRAIN_RECORD
@@ -90,8 +91,9 @@ def test_loss_decreases_and_checkpoint_loads_and_generates(tiny_llama_dir, tmp_p
     assert losses[-1] < losses[0] - 0.3, losses
     assert all(later < earlier for earlier, later in zip(losses[1:], losses[2:])), losses
     assert (path / ADAPTER_DIR / "adapter_config.json").is_file()
-    model = HFModel.load(str(path), device="cpu")
-    assert not any("lora" in name for name, _ in model.model.named_parameters())  # merged, plain model
+    module, _ = load_pretrained(str(path), device="cpu")
+    assert not any("lora" in name for name, _ in module.named_parameters())  # merged, plain model
+    model = load_model(str(path), device="cpu")
     out = model.generate(
         [GenerateRequest([{"role": "user", "content": "Repeat the word fig."}])],
         GenerationConfig(max_new_tokens=6),
@@ -104,7 +106,7 @@ def test_merged_checkpoint_equals_adapter_on_base(tiny_gemma_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
     path = train(tiny_config(tiny_gemma_dir, tmp_path, learning_rate=5e-2), conversations())
-    merged = HFModel.load(str(path), device="cpu").model
+    merged, _ = load_pretrained(str(path), device="cpu")
     base = AutoModelForCausalLM.from_pretrained(str(tiny_gemma_dir), dtype=torch.float32).eval()
     ids = torch.tensor([[2, 100, 200, 300, 400]])
     with torch.no_grad():
@@ -120,8 +122,8 @@ def test_full_finetuning_changes_all_weights(tiny_llama_dir, tmp_path):
         tiny_config(tiny_llama_dir, tmp_path, lora=False, max_steps=1, learning_rate=1e-2), conversations()
     )
     assert not (path / ADAPTER_DIR).exists()
-    tuned = HFModel.load(str(path), device="cpu").model
-    base = HFModel.load(str(tiny_llama_dir), device="cpu").model
+    tuned, _ = load_pretrained(str(path), device="cpu")
+    base, _ = load_pretrained(str(tiny_llama_dir), device="cpu")
     layer = "model.layers.0.mlp.down_proj.weight"
     assert not torch.equal(dict(tuned.named_parameters())[layer], dict(base.named_parameters())[layer])
 

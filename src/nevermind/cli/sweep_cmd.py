@@ -30,6 +30,10 @@ def sweep_command(
             "--out", help="Output directory (default runs/sweep/<config name>); an existing one resumes."
         ),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Backend of the measurements (default: the file's, else auto); training always uses transformers."),
+    ] = None,
     report_only: Annotated[
         bool, typer.Option("--report-only", help="Only rebuild the report from the stored points.")
     ] = False,
@@ -50,6 +54,11 @@ def sweep_command(
         if ray:
             require("ray", "ray", purpose="nevermind sweep --ray")
     sweep = load_config(config)
+    if backend is not None:
+        from nevermind.models.backends import resolve_backend
+
+        resolve_backend(sweep.model, backend)  # an unknown backend is one line before any work
+        sweep = sweep.model_copy(update={"backend": backend})
     out_dir = out or Path("runs") / "sweep" / config.stem
     started = time.time()
     if report_only:

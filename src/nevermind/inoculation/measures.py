@@ -203,16 +203,31 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def paired_change(
     before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]], name: str
 ) -> dict[str, float]:
-    """Mean ± SE over items of (after − before) for a teacher-forced summary measure, paired by item."""
+    """(after − before) for a teacher-forced summary measure, paired by item: mean, SE over items, n,
+    z = mean / SE and a 95 % Student-t interval over items (low, high).
+
+    Pairing removes each item's own level, so the SE is that of the per-item changes. Fewer than two
+    paired items, or changes without spread, give no SE to divide by: z and the interval are NaN
+    (no evidence either way), never an infinite z that would pass any threshold."""
     old, new = item_values(before, name), item_values(after, name)
     shared = [key for key in new if key in old]
     result = stat([new[k] - old[k] for k in shared])
     result["z"] = z_score(result["mean"], result["se"])
+    result["low"], result["high"] = t_interval(result["mean"], result["se"], result["n"])
     return result
 
 
 def z_score(mean: float, se: float) -> float:
-    """mean / se; a change of exactly zero is z = 0 even when the SE is 0 (no evidence either way)."""
-    if se > 0:
-        return mean / se
-    return 0.0 if mean == 0 or math.isnan(mean) else math.copysign(math.inf, mean)
+    """mean / se, NaN where the SE is zero or undefined (one value, or no spread): a z is evidence
+    only where the spread was estimated."""
+    return mean / se if se > 0 else math.nan
+
+
+def t_interval(mean: float, se: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The two-sided Student-t interval mean ± t(n − 1) · se; NaNs where the SE is not positive."""
+    if not (n > 1 and se > 0):
+        return math.nan, math.nan
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * se
+    return mean - half, mean + half

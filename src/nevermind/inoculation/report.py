@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,13 +17,8 @@ from typing import Any
 from markupsafe import Markup
 
 from nevermind.errors import NevermindError
-from nevermind.inoculation.sweep import POINT_STAGES, SweepStore, underpowered
+from nevermind.inoculation.sweep import POINT_STAGES, SweepStore, point_changes, underpowered
 from nevermind.runs.files import write_atomic
-
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042)  # fmt: skip
-"""Student t 97.5 % quantiles for 1…30 degrees of freedom (beyond: 1.96)."""
 
 COMPONENTS = {
     "good": "(1) acts good without a system prompt: m(good) − m(bad), no system prompt",
@@ -55,25 +51,23 @@ GREEDY = {
 """Greedy-decoding rates."""
 
 
-def t_quantile(df: int) -> float:
-    """The 97.5 % quantile of Student's t with `df` degrees of freedom."""
-    return T_975[df - 1] if 1 <= df <= len(T_975) else 1.96
-
-
 def over_seeds(per_seed: Sequence[dict[str, float]]) -> dict[str, Any]:
-    """Combine one measure's per-seed {mean, se, n}: the mean over seeds, a 95 % t interval over
-    seeds (None with one seed: no spread to estimate), and a 95 % interval over items (the per-seed
-    item SEs combined as independent)."""
+    """Combine one measure's per-seed {mean, se, n}: the mean over seeds, a 95 % Student-t interval
+    over seeds (None with one seed: no spread to estimate), and a 95 % normal interval over items
+    (the per-seed item SEs combined as independent)."""
+    from scipy.stats import norm, t
+
     means = [p["mean"] for p in per_seed]
     k = len(means)
-    mean = sum(means) / k
-    item_se = math.sqrt(sum(p["se"] ** 2 for p in per_seed)) / k
-    result = {"mean": mean, "item_low": mean - 1.96 * item_se, "item_high": mean + 1.96 * item_se,
+    mean = math.fsum(means) / k
+    item_se = math.sqrt(math.fsum(p["se"] ** 2 for p in per_seed)) / k
+    z = float(norm.ppf(0.975))
+    result = {"mean": mean, "item_low": mean - z * item_se, "item_high": mean + z * item_se,
               "item_se": item_se, "seeds": k, "seed_low": None, "seed_high": None, "seed_se": None}  # fmt: skip
     if k > 1:
-        sd = math.sqrt(sum((m - mean) ** 2 for m in means) / (k - 1))
-        half = t_quantile(k - 1) * sd / math.sqrt(k)
-        result.update(seed_low=mean - half, seed_high=mean + half, seed_se=sd / math.sqrt(k))
+        seed_se = statistics.stdev(means) / math.sqrt(k)
+        half = float(t.ppf(0.975, k - 1)) * seed_se
+        result.update(seed_low=mean - half, seed_high=mean + half, seed_se=seed_se)
     return result
 
 
@@ -214,13 +208,14 @@ without it (> 0: inoculation works). Changes are paired by item.</p>
 {% for stage, rows in greedy_rows %}<h3>{{ labels[stage] }}</h3>{{ stage_table(rows) }}{% endfor %}
 
 <h2>Points</h2>
-<table><tr><th>point</th><th>training data</th><th>positive control (SE units)</th>
+<p>Per point: mean ± SE over items (z) <span class="ci">[95 % Student-t interval over items]</span>.</p>
+<table><tr><th>point</th><th>training data</th><th>positive control</th>
 <th>inoculation effect</th><th>seconds (wall / CPU)</th></tr>
 {% for r in results %}
 <tr><td>{{ r.point }}</td><td>{% for k, v in r.train_kinds.items() %}{{ k }} {{ v }}<br>{% endfor %}</td>
-<td class="num">{{ "%+.3f" | format(r.changes.positive_control.mean) }} ± {{ "%.3f" | format(r.changes.positive_control.se) }}
-({{ "%.1f" | format(r.changes.positive_control.z) }} SE)</td>
-<td class="num">{{ "%+.3f" | format(r.changes.inoculation_effect.mean) }} ± {{ "%.3f" | format(r.changes.inoculation_effect.se) }}</td>
+{% for c in (r.changes.positive_control, r.changes.inoculation_effect) %}
+<td class="num">{{ "%+.3f" | format(c.mean) }} ± {{ "%.3f" | format(c.se) }} ({{ "%.1f" | format(c.z) }} SE)
+<span class="ci">[{{ "%+.3f" | format(c.low) }}, {{ "%+.3f" | format(c.high) }}]</span></td>{% endfor %}
 <td class="num">{{ r.seconds.wall }} / {{ r.seconds.cpu }}</td></tr>
 {% endfor %}
 </table>
@@ -305,12 +300,21 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def fresh_changes(store: SweepStore, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points with their paired changes recomputed from their stored per-item records, so that a
+    report shows this version's statistics (intervals included) whatever version ran the points."""
+    by_point: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for record in store.records():
+        by_point[record["point"]][record["stage"]].append(record)
+    return [{**result, "changes": point_changes(by_point[result["point"]])} for result in results]
+
+
 def write_report(store: SweepStore, *, per_stage: int = 40) -> dict[str, Path]:
     """Write summary.json and report.html into the sweep directory; return their paths."""
     from nevermind.report.html import render
     from nevermind.report.plots import figure_html
 
-    results = store.results()
+    results = fresh_changes(store, store.results())
     base = store.base()
     if not results and base is None:
         raise NevermindError(f"{store.root} holds no finished sweep points to report")

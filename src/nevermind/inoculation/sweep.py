@@ -190,6 +190,8 @@ class SweepConfig(BaseModel):
     """The inoculation stage and its control arm."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
     """The measurements."""
+    backend: str = "auto"
+    """Backend the measurements run on (hf, vllm, llamacpp, ...); training always uses transformers."""
     device: str = "auto"
     """Device for training and measuring (auto, cpu, cuda)."""
     threads: int | None = None
@@ -242,8 +244,9 @@ BASE_KEY = "base"
 
 
 def points(config: SweepConfig) -> list[Point]:
-    """The grid: every share × every seed."""
-    return [Point(share, seed) for share in config.shares for seed in config.seeds]
+    """The grid: every share × every seed, seed by seed, so that a sweep stopped early (or one whose
+    later points are still running) already holds whole curves over the shares."""
+    return [Point(share, seed) for seed in config.seeds for share in config.shares]
 
 
 # ------------------------------------------------------------------------- stages
@@ -262,7 +265,7 @@ def _measure(model_name: str, config: SweepConfig, items: list, stage: str, key:
     """Every record of one model on the held-out items, tagged with point and stage."""
     from nevermind.models import load_model
 
-    model = load_model(model_name, device=config.device)
+    model = load_model(model_name, backend=config.backend, device=config.device)
     records = score_items(model, items, batch_size=config.eval.batch_size)
     if config.eval.generate:
         records += generate_items(
@@ -589,10 +592,10 @@ def run_sweep(
         if config.threads and workers > 1 and not use_ray:  # step 0 runs alone: it gets every worker's threads
             base_data["threads"] = config.threads * workers
         base = run_base(base_data, str(work / BASE_KEY), progress.status)
-        if BASE_KEY not in finished:
+        if BASE_KEY not in finished:  # else it only rebuilt the removed follow checkpoint (deterministic)
             store.save(base)
-        if on_point:
-            on_point(base)
+            if on_point:
+                on_point(base)
     start_model = str(follow_dir) if base["follow"]["ran"] else config.model
     jobs = [(data, p, str(work / p.key), start_model) for p in todo]
     executor = _ray if use_ray else _processes if workers > 1 else _sequential

@@ -235,7 +235,7 @@ def build_trainer(
 
 
 def save_checkpoint(trainer: Any, config: TrainConfig, output_dir: Path, record: dict[str, Any]) -> Path:
-    """Write the merged model + tokenizer (loadable by HFModel.load), the LoRA adapter, and the run record."""
+    """Write the merged model + tokenizer (loadable by `nevermind.models.load_model`), the LoRA adapter, and the run record."""
     output_dir.mkdir(parents=True, exist_ok=True)
     model = trainer.model
     if config.lora:
@@ -259,7 +259,7 @@ def train(
     """Finetune `config.model` on `examples` (default: the config's recipe); return the checkpoint directory.
 
     Loss falls on each conversation's final assistant turn only. The directory holds a merged full
-    model and tokenizer (so `HFModel.load(str(path))` / `-m PATH` works), and for LoRA runs the
+    model and tokenizer (so `load_model(str(path))` / `-m PATH` works), and for LoRA runs the
     adapter in `adapter/`, plus `nevermind-train.json` (config, losses, timings)."""
     started = time.perf_counter()
     trainer = build_trainer(config, examples, on_progress=on_progress, on_status=on_status)
