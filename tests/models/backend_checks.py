@@ -18,6 +18,9 @@ from tests.cli_runner import run_cli
 
 SUITE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "suite-small.yaml"
 SUITE_MODEL = "smollm2-135m-instruct"
+SUITE_LIMIT = 12
+"""Samples per task the tests run (needle: every length x depth cell once): three backends' suites stay
+a few minutes of CI. The full suite's numbers (24 per task) are in docs/backends.md."""
 
 
 def require_library(module: str, extra: str) -> None:
@@ -42,11 +45,13 @@ def tie_gap(reference, prompt_ids: list[int], ref_tokens: list[int], other_token
 
 
 @functools.cache
-def suite_scores(backend: str, adapters: str = "") -> dict:
-    """`nevermind eval -m smollm2-135m-instruct --backend BACKEND --config configs/suite-small.yaml` through
-    the CLI: {task: {metric: {mean, se, n}}} and the per-sample records."""
+def suite_scores(backend: str, adapters: str = "", limit: int | None = SUITE_LIMIT) -> dict:
+    """`nevermind eval -m smollm2-135m-instruct --backend BACKEND --config configs/suite-small.yaml
+    [--limit N]` through the CLI: {task: {metric: {mean, se, n}}} and the per-sample records."""
     out = Path(tempfile.mkdtemp(prefix=f"suite-{backend}-"))
     args = ["eval", "-m", SUITE_MODEL, "--backend", backend, "--config", SUITE_CONFIG, "--out", out]
+    if limit is not None:
+        args += ["--limit", limit]
     if adapters:
         args += ["--adapters", adapters]
     result = run_cli(*args, timeout=3000)

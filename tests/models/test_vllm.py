@@ -7,6 +7,7 @@ One engine serves the module (vLLM takes tens of seconds to start here)."""
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -34,7 +35,6 @@ from nevermind.models import (
     load_model,
 )
 from nevermind.models import vllm_backend as backend
-from nevermind.models.hf import HFModel
 
 PROMPTS = ["What is the capital of France?", "Name three colors.", "Write a haiku about rain.",
            "Give me one tip for sleeping well."]  # fmt: skip
@@ -43,6 +43,56 @@ PROMPTS = ["What is the capital of France?", "Name three colors.", "Write a haik
 @pytest.fixture(scope="module")
 def engine():
     return load_model("smollm2-135m-instruct", backend="vllm", max_model_len=2048)
+
+
+@pytest.fixture(scope="module")
+def tiny64_dir(tiny_llama_dir, tmp_path_factory):
+    """The tiny llama with 64-wide heads: vLLM's CPU attention has no kernel for the shared fixture's
+    16-wide ones ("Unsupported CPU attention configuration: head_dim=16")."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(tiny_llama_dir)
+    config.update({"hidden_size": 128, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 64,
+                   "initializer_range": 0.2})  # wide weights: peaked log-probabilities that RoPE changes  # fmt: skip
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny-llama-64")
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(out)
+    return out
+
+
+class EndAfter:
+    """A logits processor that forces the end-of-sequence token once `n` tokens were generated."""
+
+    def __init__(self, n: int, eos: int) -> None:
+        self.n, self.eos, self.prompt_length = n, eos, 0
+
+    def start_batch(self, prompt_length: int) -> None:
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[1] - self.prompt_length < self.n:
+            return scores
+        forced = torch.full_like(scores, float("-inf"))
+        forced[:, self.eos] = 0.0
+        return forced
+
+
+class RowRecorder:
+    """A logits processor that records how it is told about its batch and called."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def start_batch(self, prompt_length: int) -> None:
+        self.calls.append(("start_batch", prompt_length))
+
+    def start_rows(self, rows: list[int]) -> None:
+        self.calls.append(("start_rows", rows))
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.calls.append(("call", input_ids.shape[1]))
+        return scores
 
 
 # ---------------------------------------------------------------------------------------------- no engine
@@ -101,6 +151,13 @@ def test_the_engine_processor_is_enabled_only_for_requests_that_carry_processors
     blob = pickle.dumps([build_adapter("rules", tiny_llama)])
     made = processor.new_req_logits_processor(SamplingParams(max_tokens=1, extra_args={backend.PROCESSORS_KEY: blob}))
     assert isinstance(made, backend.RequestProcessors) and made.processors[0].name == "rules"
+    # a processor that asks which request its row is (thought inhibition) is told the request's index
+    blob = pickle.dumps([RowRecorder()])
+    made = processor.new_req_logits_processor(
+        SamplingParams(max_tokens=1, extra_args={backend.PROCESSORS_KEY: blob, backend.INDEX_KEY: 3})
+    )
+    made([1, 2], [], torch.zeros(8))
+    assert made.processors[0].calls == [("start_batch", 2), ("start_rows", [3]), ("call", 2)]
 
 
 def test_rope_options_become_config_overrides(tiny_llama_dir):
@@ -155,6 +212,18 @@ def test_scores_match_transformers_per_token_and_shared_contexts_hit_the_prefix_
     again = engine.score(requests[:2])  # the cache now holds whole prompts: still every position scored
     for a, b in zip(again, ours[:2]):
         assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-4)
+    # a short context whose continuation is the rest of the cached prompt: the cache covers the first
+    # continuation positions (vLLM computes nothing there), so the request is scored again without it
+    context = requests[0].context
+    cut = context.index(" Note 2:")
+    covered = ScoreRequest(context[:cut], context[cut:])
+    assert len(smollm2.encode(context[:cut])) < 128
+    before = dict(engine.stats)
+    [rescored] = engine.score([covered])
+    [expected] = smollm2.score([covered])
+    assert engine.stats["rescored"] == before["rescored"] + 1
+    assert engine.stats["cached_prompt_tokens"] - before["cached_prompt_tokens"] >= 128
+    assert rescored.token_logprobs == pytest.approx(expected.token_logprobs, abs=1e-3)
 
 
 @pytest.mark.slow
@@ -190,14 +259,18 @@ def test_greedy_generation_matches_transformers_up_to_near_ties(engine, smollm2)
 
 @pytest.mark.slow
 def test_stop_strings_eos_length_and_token_prompts(engine):
-    [stopped] = engine.generate(["Count from one to ten, in words, separated by commas."],
-                                GenerationConfig(max_new_tokens=40, stop=(",",)))  # fmt: skip
-    assert stopped.finish_reason == "stop" and "," not in stopped.text
-    assert "," in engine.decode(stopped.token_ids) and "," not in engine.decode(stopped.token_ids[:-1])
+    # the stop string is a word from the middle of the model's own answer
+    [whole] = engine.generate(["Name three colors."], GenerationConfig(max_new_tokens=40))
+    stop = whole.text.split()[len(whole.text.split()) // 2]
+    [stopped] = engine.generate(["Name three colors."], GenerationConfig(max_new_tokens=40, stop=(stop,)))
+    assert stopped.finish_reason == "stop" and stopped.text == whole.text[: whole.text.index(stop)]
+    assert stop in engine.decode(stopped.token_ids) and stop not in engine.decode(stopped.token_ids[:-1])
     [short] = engine.generate(["Tell me a long story."], GenerationConfig(max_new_tokens=3))
     assert short.finish_reason == "length" and len(short.token_ids) == 3
-    [ended] = engine.generate(["Say yes."], GenerationConfig(max_new_tokens=64))
-    assert ended.finish_reason == "eos" and ended.token_ids[-1] in engine.eos_token_ids
+    eos = min(engine.eos_token_ids)  # ending is forced: whether the model ends by itself is its own business
+    [ended] = engine.generate(["Say yes."], GenerationConfig(max_new_tokens=64), logits_processors=[EndAfter(2, eos)])
+    assert ended.finish_reason == "eos" and len(ended.token_ids) == 3 and ended.token_ids[-1] == eos
+    assert ended.text == engine.decode(ended.token_ids[:2])
     text = engine.format_prompt("Name a color.")
     [from_text] = engine.generate([GenerateRequest(text, chat=False)], GenerationConfig(max_new_tokens=8))
     [from_ids] = engine.generate([GenerateRequest(TokensPrompt(engine.encode(text)))], GenerationConfig(max_new_tokens=8))
@@ -260,9 +333,17 @@ def test_rules_and_keywords_run_inside_the_engine_as_in_transformers(engine, smo
 
 
 @pytest.mark.slow
-def test_thought_inhibition_says_in_one_line_that_it_needs_transformers(engine):
-    with pytest.raises(NevermindError, match="thought inhibition needs a backend that exposes its model"):
-        generate_with_adapters(engine, ["Hi"], GenerationConfig(max_new_tokens=4), ["inhibition:banned=x"])
+def test_thought_inhibition_runs_on_the_engine_as_in_transformers(engine, smollm2):
+    """Inhibition's drafting rounds run through the interface; its round processor learns each request's
+    index from start_rows([i]) in that request's own copy inside the engine."""
+    prompts = ["What is the capital of France?", "Name three colors."]
+    config = GenerationConfig(max_new_tokens=24)
+    spec = ["inhibition:banned=Paris;blue,k=4"]
+    ours = generate_with_adapters(engine, prompts, config, spec)
+    reference = generate_with_adapters(smollm2, prompts, config, spec)
+    plain = engine.generate(prompts, config)
+    assert "Paris" in plain[0].text and "Paris" not in ours[0].text
+    assert [g.text for g in ours] == [g.text for g in reference]
 
 
 @pytest.mark.slow
@@ -271,34 +352,70 @@ def test_a_prompt_longer_than_the_engine_allows_is_one_line(engine):
         engine.score([ScoreRequest("word " * 2100, " end")])
 
 
+@pytest.mark.slow
+def test_the_server_runs_on_the_engine(engine):
+    """`nevermind serve --backend vllm`: the server drives the engine through the model interface only
+    (streamed chat, rules adapter, logprobs from sequence_logprobs), on a real HTTP server."""
+    httpx = pytest.importorskip("httpx")
+    from nevermind.serve import Server, create_app, serve_in_thread
+
+    messages = [{"role": "user", "content": "Name three colors."}]
+    config = GenerationConfig(max_new_tokens=12)
+    [local] = engine.generate([GenerateRequest(messages)], config)
+    [ruled] = generate_with_adapters(engine, [GenerateRequest(messages)], config, ["rules"])
+    server = Server(engine, model_id="smol", adapters=[build_adapter("rules", engine)], max_tokens=32)
+    try:
+        with serve_in_thread(create_app(server)) as url:
+            body = httpx.post(f"{url}/chat/completions", timeout=120, json={
+                "messages": messages, "max_tokens": 12, "temperature": 0, "logprobs": True, "top_logprobs": 2,
+            }).json()  # fmt: skip
+            chunks = []
+            with httpx.stream("POST", f"{url}/chat/completions", timeout=120, json={
+                "messages": messages, "max_tokens": 12, "temperature": 0, "stream": True,
+            }) as response:  # fmt: skip
+                for line in response.iter_lines():
+                    if line.startswith("data: {"):
+                        chunks.append(json.loads(line[6:])["choices"][0]["delta"].get("content") or "")
+    finally:
+        server.close()
+    assert server.engine.streams_tokens
+    choice = body["choices"][0]
+    assert choice["message"]["content"] == ruled.text != local.text
+    assert len(choice["logprobs"]["content"]) == len(ruled.token_ids) == body["usage"]["completion_tokens"]
+    assert all(entry["logprob"] <= 0 and len(entry["top_logprobs"]) == 2 for entry in choice["logprobs"]["content"])
+    assert len(chunks) > 1 and "".join(chunks) == ruled.text
+
+
 # ---------------------------------------------------------------------------------------------- other engines
 @pytest.mark.slow
-def test_rope_scaling_matches_transformers(tiny_llama_dir):
+def test_rope_scaling_matches_transformers(tiny64_dir):
+    """A model restricted to 256 positions, scaled, and run past them (positions 256..299) as on transformers."""
     ids = list(range(200, 500))
+    [unscaled] = load_model(str(tiny64_dir), backend="hf", device="cpu").sequence_logprobs([ids])
     for rope in ("ntk:4", "linear:2"):
-        ours = load_model(str(tiny_llama_dir), backend="vllm", rope=rope, max_positions=256, max_model_len=512,
-                          kv_cache_gib=0.25)
-        reference = HFModel.load(str(tiny_llama_dir), device="cpu", rope=rope, max_positions=256)
+        ours = load_model(str(tiny64_dir), backend="vllm", rope=rope, max_positions=256, max_model_len=512,
+                          kv_cache_gib=0.25)  # fmt: skip
+        reference = load_model(str(tiny64_dir), backend="hf", device="cpu", rope=rope, max_positions=256)
         [a] = ours.sequence_logprobs([ids])
         [b] = reference.sequence_logprobs([ids])
         assert a.logprobs[1:] == pytest.approx(b.logprobs[1:], abs=1e-3)
+        assert max(abs(x - y) for x, y in zip(b.logprobs[1:], unscaled.logprobs[1:])) > 0.1  # the scaling matters
         assert ours.info()["rope_bases"]["all"] == pytest.approx(reference.info()["rope_bases"]["all"], rel=1e-6)
         del ours
 
 
 @pytest.mark.slow
-def test_data_parallel_engines_share_the_requests_and_answer_as_one(tiny_llama_dir):
+def test_data_parallel_engines_share_the_requests_and_answer_as_one(tiny64_dir):
     pytest.importorskip("ray")
-    single = load_model(str(tiny_llama_dir), backend="vllm", max_model_len=512, kv_cache_gib=0.25)
-    spread = load_model(str(tiny_llama_dir), backend="vllm:data_parallel_size=2,max_model_len=512,kv_cache_gib=0.25")
+    single = load_model(str(tiny64_dir), backend="vllm", max_model_len=512, kv_cache_gib=0.25)
+    spread = load_model(str(tiny64_dir), backend="vllm:data_parallel_size=2,max_model_len=512,kv_cache_gib=0.25")
     assert spread.info()["data_parallel_size"] == 2 and "stream" not in spread.capabilities
     prompts = [f"Question {i}: what comes after {i}?" for i in range(6)]
     config = GenerationConfig(max_new_tokens=8)
     assert [g.token_ids for g in spread.generate(prompts, config)] == [g.token_ids for g in single.generate(prompts, config)]
     requests = [ScoreRequest(p, " It is a number.") for p in prompts]
-    assert [r.token_logprobs for r in spread.score(requests)] == pytest.approx(
-        [r.token_logprobs for r in single.score(requests)], abs=1e-5
-    )
+    spread_scores = [v for r in spread.score(requests) for v in r.token_logprobs]
+    assert spread_scores == pytest.approx([v for r in single.score(requests) for v in r.token_logprobs], abs=1e-5)
     with pytest.raises(NevermindError, match="streaming tokens needs a single vLLM engine"):
         spread.generate(prompts[:1], config, on_token=lambda i, t: True)
 

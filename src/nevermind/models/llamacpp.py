@@ -127,10 +127,10 @@ class LlamaCppModel:
 
     # ------------------------------------------------------------------------------------------ evaluation
     @staticmethod
-    def _evaluate(llm: Any, ids: Sequence[int], *, limit: int, what: str) -> None:
+    def _evaluate(llm: Any, ids: Sequence[int], *, limit: int, what: str, reuse: bool = True) -> None:
         """Bring `llm` to having evaluated exactly `ids`, reusing the longest prefix it already holds
-        (its key/value cache is cut back there); the last token is always evaluated again so its
-        logits are fresh."""
+        (its key/value cache is cut back there; not with `reuse=False`); the last token is always
+        evaluated again so its logits are fresh."""
         from llama_cpp import llama_get_memory, llama_memory_seq_rm
 
         if len(ids) > limit:
@@ -142,7 +142,7 @@ class LlamaCppModel:
             if a != b:
                 break
             common += 1
-        common = min(common, len(ids) - 1)
+        common = min(common, len(ids) - 1) if reuse else 0
         if common > 0 and not llama_memory_seq_rm(llama_get_memory(llm.ctx), -1, common, -1):
             common = 0  # this cache cannot be cut back (e.g. a sliding-window one): start over
         if common == 0:
@@ -174,8 +174,8 @@ class LlamaCppModel:
         multi-sequence batching, so `batch_size` is not used).
 
         Logits processors are called as the transformers backend calls them: `start_batch(prompt
-        length)` before each sequence, then `processor(input_ids [1, n], scores [1, vocab])` at every
-        step. Greedy decoding takes the argmax; sampling draws from a torch generator seeded with
+        length)` and `start_rows([request index])` before each sequence, then `processor(input_ids [1, n],
+        scores [1, vocab])` at every step. Greedy decoding takes the argmax; sampling draws from a torch generator seeded with
         `config.seed` (the same seed and requests give the same text)."""
         config = config or GenerationConfig()
         generator = torch.Generator()
@@ -200,10 +200,15 @@ class LlamaCppModel:
         generator: torch.Generator,
     ) -> Generation:
         llm = self._generator
-        self._evaluate(llm, prompt, limit=self._n_ctx - 1, what="a prompt")
+        # From scratch: llama.cpp's logits depend slightly on how tokens were batched (a prompt tail
+        # evaluated after a reused prefix differs from the whole prompt at once), enough to flip a
+        # near-tie, and a greedy text must not depend on what was generated before it.
+        self._evaluate(llm, prompt, limit=self._n_ctx - 1, what="a prompt", reuse=False)
         for processor in processors:
             if hasattr(processor, "start_batch"):
                 processor.start_batch(len(prompt))
+            if hasattr(processor, "start_rows"):  # a batch of one row: request `index`
+                processor.start_rows([index])
         room = min(config.max_new_tokens, self._n_ctx - len(prompt))
         tokens: list[int] = []
         cancelled = False

@@ -52,6 +52,8 @@ from nevermind.models.rope import RopeScaling, apply_rope_scaling
 
 PROCESSORS_KEY = "nevermind_logits_processors"
 """Key of SamplingParams.extra_args under which a request carries its pickled logits processors."""
+INDEX_KEY = "nevermind_request_index"
+"""Key of SamplingParams.extra_args under which a request carries its index in its `generate` call."""
 PROCESSOR_CLASS = "nevermind.models.vllm_backend:NevermindLogitsProcessor"
 """The vLLM logits processor every engine is built with (enabled only for requests that carry processors)."""
 CPU_KV_CACHE_GIB = 1.0
@@ -99,10 +101,12 @@ class RequestProcessors:
     """nevermind's logits processors for one request, in vLLM's per-request convention
     `(prompt ids, output ids, logits row) -> logits row`, called as transformers-style
     `processor(input_ids [1, n], scores [1, vocab])`. Each request has its own copy of the processors
-    (unpickled for it), told `start_batch(prompt_length)` before its first step."""
+    (unpickled for it), told `start_batch(prompt_length)` and `start_rows([request index])` before its
+    first step."""
 
-    def __init__(self, processors: Sequence[Any]) -> None:
+    def __init__(self, processors: Sequence[Any], index: int = 0) -> None:
         self.processors = list(processors)
+        self.index = index
         self.started = False
 
     def __call__(self, prompt_ids: Sequence[int], output_ids: Sequence[int], logits: torch.Tensor) -> torch.Tensor:
@@ -110,6 +114,8 @@ class RequestProcessors:
             for processor in self.processors:
                 if hasattr(processor, "start_batch"):
                     processor.start_batch(len(prompt_ids))
+                if hasattr(processor, "start_rows"):  # a batch of one row: this request
+                    processor.start_rows([self.index])
             self.started = True
         ids = torch.tensor([[*prompt_ids, *output_ids]], dtype=torch.long, device=logits.device)
         scores = logits.unsqueeze(0)
@@ -129,8 +135,9 @@ class NevermindLogitsProcessor(AdapterLogitsProcessor):
 
     def new_req_logits_processor(self, params: Any) -> RequestProcessors | None:
         """A request's processors, or None when it carries none."""
-        blob = (params.extra_args or {}).get(PROCESSORS_KEY)
-        return RequestProcessors(pickle.loads(blob)) if blob is not None else None
+        extra = params.extra_args or {}
+        blob = extra.get(PROCESSORS_KEY)
+        return RequestProcessors(pickle.loads(blob), int(extra.get(INDEX_KEY, 0))) if blob is not None else None
 
 
 # ---------------------------------------------------------------------------------------------- engines
@@ -404,8 +411,8 @@ class VLLMModel:
         `batch_size` is not used: `max_num_seqs` bounds how many run at once).
 
         Logits processors run inside the engine, one copy per request, called like the transformers
-        backend calls them (`start_batch(prompt_length)`, then `processor(input_ids, scores)` with a
-        batch of one). A sampled request i gets seed `config.seed + i`. `on_token` needs a single
+        backend calls them (`start_batch(prompt_length)` and `start_rows([request index])`, then
+        `processor(input_ids, scores)` with a batch of one). A sampled request i gets seed `config.seed + i`. `on_token` needs a single
         engine (not data parallel)."""
         if on_token is not None and self._engines.local is None:
             raise NevermindError("streaming tokens needs a single vLLM engine (data_parallel_size=1)")
@@ -427,7 +434,7 @@ class VLLMModel:
             if sampled and config.seed is not None:
                 param["seed"] = config.seed + i
             if blob is not None:
-                param["extra_args"] = {PROCESSORS_KEY: blob}
+                param["extra_args"] = {PROCESSORS_KEY: blob, INDEX_KEY: i}
             params.append(param)
 
         on_step = None
@@ -501,10 +508,13 @@ class VLLMModel:
         for i, output in zip(wave, outputs):
             context, continuation = pairs[i]
             rows = output.prompt_logprobs or []
-            # vLLM lists prompt log-probabilities from the first position it computed: after a prefix
-            # cache hit of c tokens, rows[k] is position c + k (rows[0] is always None).
+            # After a prefix-cache hit of c tokens vLLM computes log-probabilities only for positions
+            # after c. vLLM 0.32 still lists a row for every prompt position (rows[j] is position j;
+            # rows[1..c] are uninitialised memory, not values); earlier releases listed only the
+            # computed ones (rows[k] is position c + k). Either way only positions > c are real.
+            cached = output.num_cached_tokens
             shift = len(context) + len(continuation) - len(rows)
-            if shift != output.num_cached_tokens:
+            if shift not in (0, cached) or len(context) <= cached:
                 continue
             start = len(context) - shift
             picked = [rows[k] if 0 < k < len(rows) else None for k in range(start, start + len(continuation))]
@@ -653,6 +663,11 @@ def load_vllm(
     overrides, config = _rope_overrides(shipped, rope, max_positions)
     torch_dtype = pick_dtype(dtype, torch.device("cuda" if platform == "cuda" else "cpu"))
     context = settings.max_model_len or int(getattr(config, "max_position_embeddings", None) or trained)
+    if overrides:
+        # vLLM sizes its rotary table by max_position_embeddings and refuses a longer max_model_len; a
+        # model restricted to N positions (max_positions) must still run past N, as on transformers.
+        # For default and linear RoPE (the only kinds passed here) the angles do not depend on it.
+        overrides["max_position_embeddings"] = max(int(overrides["max_position_embeddings"]), context)
     on_cpu = platform == "cpu"
     kv_gib = settings.kv_cache_gib
     if kv_gib is None and on_cpu:
