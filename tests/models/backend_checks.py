@@ -18,7 +18,7 @@ from tests.cli_runner import run_cli
 
 SUITE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "suite-small.yaml"
 SUITE_MODEL = "smollm2-135m-instruct"
-SUITE_LIMIT = 12
+SUITE_LIMIT = 6
 """Samples per task the tests run (needle: every length x depth cell once): three backends' suites stay
 a few minutes of CI. The full suite's numbers (24 per task) are in docs/backends.md."""
 
