@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="Timed rounds per measurement (median reported).")
     parser.add_argument("--limit", type=int, default=None, help="Samples per task (the config's if unset).")
     args = parser.parse_args()
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=200)  # piped: never cut a number
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if backends[0] != "hf":
         backends.insert(0, "hf")  # the reference every other backend is compared with
