@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from nevermind.models import ScoreRequest
 from tests.cli_runner import run_cli
@@ -90,3 +91,20 @@ def scoring_requests(model) -> list[ScoreRequest]:
     lone = [ScoreRequest("The capital of France is", " Paris."), ScoreRequest("1, 2, 3,", " 4, 5"),
             ScoreRequest(model.format_prompt("Say hi."), "Hello!")]  # fmt: skip
     return shared[:2] + lone[:1] + shared[2:] + lone[1:]
+
+
+class EndAfter:
+    """A logits processor that forces the end-of-sequence token once `n` tokens were generated."""
+
+    def __init__(self, n: int, eos: int) -> None:
+        self.n, self.eos, self.prompt_length = n, eos, 0
+
+    def start_batch(self, prompt_length: int) -> None:
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[1] - self.prompt_length < self.n:
+            return scores
+        forced = torch.full_like(scores, float("-inf"))
+        forced[:, self.eos] = 0.0
+        return forced

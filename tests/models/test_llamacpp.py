@@ -8,7 +8,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.models.backend_checks import assert_scores_agree, require_library, scoring_requests, suite_scores
+from tests.models.backend_checks import (
+    EndAfter,
+    assert_scores_agree,
+    require_library,
+    scoring_requests,
+    suite_scores,
+)
 
 require_library("llama_cpp", "llamacpp")
 
@@ -31,23 +37,6 @@ PROMPTS = ["What is the capital of France?", "Name three colors.", "Write a haik
 @pytest.fixture(scope="module")
 def llama():
     return load_model("smollm2-135m-instruct", backend="llamacpp:score_n_ctx=1024")
-
-
-class EndAfter:
-    """A logits processor that forces the end-of-sequence token once `n` tokens were generated."""
-
-    def __init__(self, n: int, eos: int) -> None:
-        self.n, self.eos, self.prompt_length = n, eos, 0
-
-    def start_batch(self, prompt_length: int) -> None:
-        self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if input_ids.shape[1] - self.prompt_length < self.n:
-            return scores
-        forced = torch.full_like(scores, float("-inf"))
-        forced[:, self.eos] = 0.0
-        return forced
 
 
 class ForceToken:

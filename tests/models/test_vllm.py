@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tests.models.backend_checks import (
+    EndAfter,
     assert_scores_agree,
     require_library,
     scoring_requests,
@@ -59,23 +60,6 @@ def tiny64_dir(tiny_llama_dir, tmp_path_factory):
     AutoModelForCausalLM.from_config(config).save_pretrained(out)
     AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(out)
     return out
-
-
-class EndAfter:
-    """A logits processor that forces the end-of-sequence token once `n` tokens were generated."""
-
-    def __init__(self, n: int, eos: int) -> None:
-        self.n, self.eos, self.prompt_length = n, eos, 0
-
-    def start_batch(self, prompt_length: int) -> None:
-        self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if input_ids.shape[1] - self.prompt_length < self.n:
-            return scores
-        forced = torch.full_like(scores, float("-inf"))
-        forced[:, self.eos] = 0.0
-        return forced
 
 
 class RowRecorder:
