@@ -1,10 +1,12 @@
 """String rules that read greedy outputs for seed 002: the final number of an answer, and whether a
-phrase occurs (ignoring case, accents, punctuation and spacing)."""
+phrase occurs (ignoring case, accents, punctuation and spacing). Text is normalised by the one
+`normalize` the task scorers use (nevermind.scoring.normalize)."""
 
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from nevermind.scoring.normalize import normalize
 
 _NUMBER = r"-?\d[\d,]*(?:\.\d+)?"
 _STATED = re.compile(rf"answer\s*(?:is|:|=)\s*\**\s*({_NUMBER})", re.IGNORECASE)
@@ -31,13 +33,6 @@ def final_answer(text: str) -> float | None:
 def same_number(a: float | None, b: float | None) -> bool:
     """Numeric equality up to float rounding."""
     return a is not None and b is not None and abs(a - b) <= 1e-9 * max(1.0, abs(b))
-
-
-def normalize(text: str) -> str:
-    """Lower case, accents and punctuation removed, whitespace collapsed: for phrase matching."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^\w\s]", " ", letters).split())
 
 
 def has_phrase(text: str, phrase: str) -> bool:
