@@ -46,6 +46,30 @@ def test_shared_context_scores_equal_unshared(tiny_model):
         assert s.is_greedy == a.is_greedy
 
 
+def test_contexts_of_different_lengths_packed_together_score_as_alone(tiny_model):
+    # Three shared contexts (one past the sliding window, two short) run as one left-padded prefix
+    # batch; each continuation row must see only its own context.
+    contexts = [CONTEXT, "A short shared context for two answers.", "Another one, even shorter here."]
+    requests = [ScoreRequest(c, r) for c in contexts for r in CONTINUATIONS[:3]]
+    requests.append(ScoreRequest("A context of its own", " and its answer"))
+    packed = tiny_model.score(requests, batch_size=16)
+    alone = [tiny_model.score([r])[0] for r in requests]
+    for p, a in zip(packed, alone):
+        assert p.tokens == a.tokens
+        assert p.token_logprobs == pytest.approx(a.token_logprobs, abs=1e-4)
+        assert p.is_greedy == a.is_greedy
+    split = tiny_model.score(requests, batch_size=2)  # packs split a group across batches
+    assert [s.logprob for s in split] == pytest.approx([a.logprob for a in alone], abs=1e-4)
+
+
+def test_right_padded_rows_of_different_lengths_score_as_alone(tiny_model):
+    requests = [ScoreRequest("One", " two three four five"), ScoreRequest(CONTEXT, " x"),
+                ScoreRequest("Mid length context, a few words", " and a longer answer than the first")]  # fmt: skip
+    batched = tiny_model.score(requests)
+    for b, r in zip(batched, requests):
+        assert b.token_logprobs == pytest.approx(tiny_model.score([r])[0].token_logprobs, abs=1e-4)
+
+
 def test_mixed_shared_and_single_requests_keep_their_order(tiny_model):
     requests = [ScoreRequest(CONTEXT, " a b c"), ScoreRequest("Other context here", " x"),
                 ScoreRequest(CONTEXT, " d e")]  # fmt: skip

@@ -325,14 +325,13 @@ class HFModel:
         shared = [g for c, g in groups.items() if len(g) > 1 and len(c) >= SHARED_PREFIX_MIN_TOKENS]
         in_shared = {i for g in shared for i in g}
         results: list[ScoreResult | None] = [None] * len(pairs)
-        for group in shared:
-            for start in range(0, len(group), batch_size):
-                chunk = group[start : start + batch_size]
-                scored = self._score_shared(pairs[chunk[0]][0], [pairs[i][1] for i in chunk])
-                for i, result in zip(chunk, scored):
-                    results[i] = result
-                if on_batch:
-                    on_batch(len(chunk), sum(len(r.tokens) for r in scored))
+        for pack in _pack_groups(sorted(shared, key=lambda g: len(pairs[g[0]][0])), batch_size):
+            scored = self._score_shared([(pairs[g[0]][0], [pairs[i][1] for i in g]) for g in pack])
+            flat_indices = [i for g in pack for i in g]
+            for i, result in zip(flat_indices, scored):
+                results[i] = result
+            if on_batch:
+                on_batch(len(flat_indices), sum(len(r.tokens) for r in scored))
         rest = sorted(
             (i for i in range(len(pairs)) if i not in in_shared),
             key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])),
@@ -352,8 +351,11 @@ class HFModel:
         logprobs, greedy, offset = [], [], 0
         for logp in self._log_probs(hidden):
             part = target[offset : offset + logp.shape[0]]
-            logprobs.append(logp.gather(-1, part[:, None])[:, 0])
-            greedy.append(logp.argmax(-1) == part)
+            chosen = logp.gather(-1, part[:, None])[:, 0]
+            logprobs.append(chosen)
+            # "Is the target a most likely token": amax is several times cheaper than argmax on a
+            # large vocabulary; an exact tie (never seen in practice) counts as greedy.
+            greedy.append(chosen >= logp.amax(-1))
             offset += logp.shape[0]
         return torch.cat(logprobs).tolist(), torch.cat(greedy).tolist()
 
@@ -368,43 +370,52 @@ class HFModel:
         return out
 
     def _score_batch(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[ScoreResult]:
-        """Context + continuation per row, left-padded, one forward pass."""
+        """Context + continuation per row, right-padded, one forward pass. A causal model's position
+        never sees the positions after it, so right padding needs no attention mask: attention keeps
+        its plain causal fast path and the pad positions' states are simply never read."""
         decoder = self.model.get_decoder()
-        ids, mask, positions = self._left_pad([c + t for c, t in pairs])
-        hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
-        width = ids.shape[1]
+        rows_ids = [c + t for c, t in pairs]
+        width = max(len(r) for r in rows_ids)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows_ids], device=self.device)
+        hidden = decoder(input_ids=ids).last_hidden_state
         rows, cols, targets = [], [], []
-        for b, (_, continuation) in enumerate(pairs):
-            n = len(continuation)
-            rows += [b] * n
-            cols += range(width - n - 1, width - 1)
+        for b, (context, continuation) in enumerate(pairs):
+            rows += [b] * len(continuation)
+            cols += range(len(context) - 1, len(context) + len(continuation) - 1)
             targets += continuation
         flat, greedy = self._gather(hidden[torch.tensor(rows), torch.tensor(cols)], targets)
         return self._results([t for _, t in pairs], flat, greedy)
 
-    def _score_shared(self, context: list[int], continuations: Sequence[list[int]]) -> list[ScoreResult]:
-        """One context, several continuations: the context's key/value cache is computed once and
-        repeated for the continuations, which run together (right-padded)."""
+    def _score_shared(self, groups: Sequence[tuple[list[int], Sequence[list[int]]]]) -> list[ScoreResult]:
+        """Several contexts, each with several continuations. The contexts run once, together
+        (left-padded); each continuation row then gets its context's key/value cache, and all
+        continuations run together (right-padded), so the matrix products stay large."""
         decoder = self.model.get_decoder()
         device = self.device
-        prefix = decoder(input_ids=torch.tensor([context], device=device), use_cache=True)
+        prefix_ids, prefix_mask, prefix_positions = self._left_pad([context for context, _ in groups])
+        prefix = decoder(
+            input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=prefix_positions, use_cache=True
+        )
+        owner = [k for k, (_, continuations) in enumerate(groups) for _ in continuations]
+        continuations = [row for _, rows in groups for row in rows]
         cache = prefix.past_key_values
-        cache.batch_repeat_interleave(len(continuations))
+        cache.batch_select_indices(torch.tensor(owner, device=device))
         width = max(len(r) for r in continuations)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in continuations], device=device)
-        mask = torch.tensor(
-            [[1] * (len(context) + len(r)) + [0] * (width - len(r)) for r in continuations], device=device
-        )
-        positions = torch.arange(len(context), len(context) + width, device=device).expand(len(continuations), -1)
+        row_mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in continuations], device=device)
+        mask = torch.cat([prefix_mask[owner], row_mask], dim=1)
+        starts = torch.tensor([len(groups[k][0]) for k in owner], device=device)
+        positions = starts[:, None] + torch.arange(width, device=device)
         hidden = decoder(
             input_ids=ids, attention_mask=mask, position_ids=positions, **{_cache_argument(decoder): cache}
         ).last_hidden_state
-        # The context's last state predicts each continuation's first token; position k predicts token k + 1.
-        last = prefix.last_hidden_state[0, -1]
+        # A context's last state predicts each continuation's first token; position k predicts token k + 1.
+        last = prefix.last_hidden_state[:, -1]
         states, targets = [], []
         for b, row in enumerate(continuations):
-            states += [last, *hidden[b, : len(row) - 1]]
+            states += [last[owner[b]], *hidden[b, : len(row) - 1]]
             targets += row
         flat, greedy = self._gather(torch.stack(states), targets)
         return self._results(continuations, flat, greedy)
@@ -505,6 +516,21 @@ class HFModel:
             if on_batch:
                 on_batch(len(batch), sum(len(s) for s in batch))
         return out
+
+
+def _pack_groups(groups: Sequence[list[int]], batch_size: int) -> Iterator[list[list[int]]]:
+    """Groups of requests that share a context, packed into batches of at most `batch_size` requests
+    (a larger group is split); packing several contexts keeps the matrix products large."""
+    pack: list[list[int]] = []
+    for group in groups:
+        for start in range(0, len(group), batch_size):
+            chunk = group[start : start + batch_size]
+            if pack and sum(map(len, pack)) + len(chunk) > batch_size:
+                yield pack
+                pack = []
+            pack.append(chunk)
+    if pack:
+        yield pack
 
 
 def _cache_argument(decoder: Any) -> str:
