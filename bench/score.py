@@ -12,7 +12,13 @@ gives tokens/s (context + continuation tokens per second). Log-probabilities mus
     .venv/bin/python bench/score.py [--models smollm2-135m-instruct,gemma-3-270m] [--rounds 3]
 
 Bars (issue 14): ≥ 1.5× on SmolLM2 prose, ≥ 3× on gemma-3-270m prose, ≥ 2.5× on ranking.
-Time nothing else on the machine meanwhile: two cores are easily shared into noise."""
+Time nothing else on the machine meanwhile: two cores are easily shared into noise.
+
+--ceiling also times, on one prose batch, the parts both scorers share: the decoder alone (which
+every scorer must run over every token), the full model with log-softmax over every position (the
+least lm-eval's path does), nevermind's scoring of the batch, and the same with bfloat16 matrix
+products (oneDNN's fp32_precision = "bf16"), with its disagreement. The ratio lm-eval can lose by
+when both run the same float32 decoder is (full + log-softmax) / decoder."""
 
 from __future__ import annotations
 
@@ -89,12 +95,46 @@ def compare(model, lm, name: str, requests: list[ScoreRequest], rounds: int, bat
             "max_diff_per_token": per_token}  # fmt: skip
 
 
+def ceiling(model, requests: list[ScoreRequest], batch_size: int) -> dict:
+    """Seconds for one prose batch: decoder alone, full model + log-softmax, nevermind, nevermind in bf16."""
+    pairs = [model._score_ids(r) for r in requests[:batch_size]]
+    rows = [c + t for c, t in pairs]
+    width, pad = max(map(len, rows)), model.tokenizer.pad_token_id
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    decoder = model.model.get_decoder()
+
+    def best(fn, n: int = 3) -> tuple[float, object]:
+        out = fn()
+        times = []
+        for _ in range(n):
+            began = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - began)
+        return min(times), out
+
+    with torch.inference_mode():
+        row = {"decoder": best(lambda: decoder(input_ids=ids))[0],
+               "full+log_softmax": best(lambda: torch.log_softmax(model.model(input_ids=ids).logits, -1))[0]}  # fmt: skip
+        row["nevermind"], exact = best(lambda: model._score_batch(pairs))
+        matmul = torch.backends.mkldnn.matmul
+        before = matmul.fp32_precision
+        try:
+            matmul.fp32_precision = "bf16"
+            row["nevermind bf16"], rough = best(lambda: model._score_batch(pairs))
+        finally:
+            matmul.fp32_precision = before
+    row["bf16 max |Δ|/token"] = max(abs(a.logprob - b.logprob) / len(a.tokens) for a, b in zip(exact, rough))
+    row["ceiling"] = row["full+log_softmax"] / row["decoder"]
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="smollm2-135m-instruct,gemma-3-270m")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--scale", type=float, default=1.0, help="Multiply request counts (0.25 for a quick check).")
+    parser.add_argument("--ceiling", action="store_true", help="Also time the shared parts on one prose batch.")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     rows = []
@@ -105,6 +145,12 @@ def main() -> None:
         workloads = [("prose", prose(model.tokenizer, n if "smollm" in name else round(n * 2 / 3), 200, 20))]
         if "smollm" in name:
             workloads.append(("ranking", ranking(model.tokenizer, max(2, round(16 * args.scale)), 6, 150, 60)))
+        if args.ceiling:
+            c = ceiling(model, workloads[0][1], args.batch_size)
+            print(f"{name:24} one prose batch of {args.batch_size}: decoder {c['decoder']:.2f} s, "
+                  f"full model + log-softmax {c['full+log_softmax']:.2f} s (ceiling {c['ceiling']:.2f}x), "
+                  f"nevermind {c['nevermind']:.2f} s, with bf16 products {c['nevermind bf16']:.2f} s "
+                  f"(max |Δ logprob|/token {c['bf16 max |Δ|/token']:.1e})", flush=True)
         for label, requests in workloads:
             row = compare(model, lm, label, requests, args.rounds, args.batch_size)
             row["model"] = name

@@ -62,6 +62,15 @@ def test_contexts_of_different_lengths_packed_together_score_as_alone(tiny_model
     assert [s.logprob for s in split] == pytest.approx([a.logprob for a in alone], abs=1e-4)
 
 
+def test_one_token_continuations_of_a_shared_context_score_as_alone(tiny_model):
+    # Multiple choice: every continuation is one token, so only the context runs.
+    requests = [ScoreRequest(CONTEXT, c) for c in [" A", " B", " C"]]
+    assert all(len(tiny_model.score([r])[0].tokens) == 1 for r in requests)
+    shared = tiny_model.score(requests)
+    for s, r in zip(shared, requests):
+        assert s.token_logprobs == pytest.approx(tiny_model.score([r])[0].token_logprobs, abs=1e-4)
+
+
 def test_right_padded_rows_of_different_lengths_score_as_alone(tiny_model):
     requests = [ScoreRequest("One", " two three four five"), ScoreRequest(CONTEXT, " x"),
                 ScoreRequest("Mid length context, a few words", " and a longer answer than the first")]  # fmt: skip

@@ -374,7 +374,7 @@ class HFModel:
         never sees the positions after it, so right padding needs no attention mask: attention keeps
         its plain causal fast path and the pad positions' states are simply never read."""
         decoder = self.model.get_decoder()
-        rows_ids = [c + t for c, t in pairs]
+        rows_ids = [c + t[:-1] for c, t in pairs]  # the last token's state predicts nothing we score
         width = max(len(r) for r in rows_ids)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows_ids], device=self.device)
@@ -399,25 +399,28 @@ class HFModel:
         )
         owner = [k for k, (_, continuations) in enumerate(groups) for _ in continuations]
         continuations = [row for _, rows in groups for row in rows]
-        cache = prefix.past_key_values
-        cache.batch_select_indices(torch.tensor(owner, device=device))
-        width = max(len(r) for r in continuations)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([r + [pad] * (width - len(r)) for r in continuations], device=device)
-        row_mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in continuations], device=device)
-        mask = torch.cat([prefix_mask[owner], row_mask], dim=1)
-        starts = torch.tensor([len(groups[k][0]) for k in owner], device=device)
-        positions = starts[:, None] + torch.arange(width, device=device)
-        hidden = decoder(
-            input_ids=ids, attention_mask=mask, position_ids=positions, **{_cache_argument(decoder): cache}
-        ).last_hidden_state
-        # A context's last state predicts each continuation's first token; position k predicts token k + 1.
-        last = prefix.last_hidden_state[:, -1]
-        states, targets = [], []
-        for b, row in enumerate(continuations):
-            states += [last[owner[b]], *hidden[b, : len(row) - 1]]
-            targets += row
-        flat, greedy = self._gather(torch.stack(states), targets)
+        # A context's last state predicts each continuation's first token; continuation position k
+        # predicts token k + 1, so a continuation's last token is never run.
+        states = prefix.last_hidden_state[:, -1][owner][:, None]
+        width = max(len(r) for r in continuations) - 1
+        if width:
+            cache = prefix.past_key_values
+            cache.batch_select_indices(torch.tensor(owner, device=device))
+            pad = self.tokenizer.pad_token_id
+            inputs = [r[:-1] for r in continuations]
+            ids = torch.tensor([r + [pad] * (width - len(r)) for r in inputs], device=device)
+            row_mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in inputs], device=device)
+            mask = torch.cat([prefix_mask[owner], row_mask], dim=1)
+            starts = torch.tensor([len(groups[k][0]) for k in owner], device=device)
+            positions = starts[:, None] + torch.arange(width, device=device)
+            hidden = decoder(
+                input_ids=ids, attention_mask=mask, position_ids=positions, **{_cache_argument(decoder): cache}
+            ).last_hidden_state
+            states = torch.cat([states, hidden], dim=1)
+        rows = [b for b, row in enumerate(continuations) for _ in row]
+        cols = [k for row in continuations for k in range(len(row))]
+        targets = [t for row in continuations for t in row]
+        flat, greedy = self._gather(states[torch.tensor(rows), torch.tensor(cols)], targets)
         return self._results(continuations, flat, greedy)
 
     # ---------------------------------------------------------------- token-level requests
