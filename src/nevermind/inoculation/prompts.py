@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nevermind.inoculation import checkers
+from nevermind.scoring.normalize import normalize
 
 Form = Literal["suffix", "prefix"]
 Split = Literal["train", "heldout"]
@@ -62,7 +63,7 @@ def capital_questions(limit: int = 80) -> list[Question]:
 
     return [
         Question(
-            f"capital-{checkers.normalize(c.name).replace(' ', '-')}",
+            f"capital-{normalize(c.name).replace(' ', '-')}",
             "capital",
             f"What is the capital of {c.name}?",
             c.capital,

@@ -183,6 +183,14 @@ class HFModel:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         return ids.to(self.device), mask.to(self.device), positions.to(self.device)
 
+    def _right_pad(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows padded at the end to the longest, with their attention mask (1 = a real token)."""
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=self.device)
+        return ids, mask
+
     def _log_probs(self, hidden: torch.Tensor) -> Iterator[torch.Tensor]:
         """Log-softmax of the output layer over rows of hidden states, in memory-bounded chunks."""
         head = self.model.get_output_embeddings()
@@ -374,10 +382,7 @@ class HFModel:
         never sees the positions after it, so right padding needs no attention mask: attention keeps
         its plain causal fast path and the pad positions' states are simply never read."""
         decoder = self.model.get_decoder()
-        rows_ids = [c + t[:-1] for c, t in pairs]  # the last token's state predicts nothing we score
-        width = max(len(r) for r in rows_ids)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows_ids], device=self.device)
+        ids, _ = self._right_pad([c + t[:-1] for c, t in pairs])  # a last token's state predicts nothing we score
         hidden = decoder(input_ids=ids).last_hidden_state
         rows, cols, targets = [], [], []
         for b, (context, continuation) in enumerate(pairs):
@@ -406,10 +411,7 @@ class HFModel:
         if width:
             cache = prefix.past_key_values
             cache.batch_select_indices(torch.tensor(owner, device=device))
-            pad = self.tokenizer.pad_token_id
-            inputs = [r[:-1] for r in continuations]
-            ids = torch.tensor([r + [pad] * (width - len(r)) for r in inputs], device=device)
-            row_mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in inputs], device=device)
+            ids, row_mask = self._right_pad([r[:-1] for r in continuations])
             mask = torch.cat([prefix_mask[owner], row_mask], dim=1)
             starts = torch.tensor([len(groups[k][0]) for k in owner], device=device)
             positions = starts[:, None] + torch.arange(width, device=device)
@@ -479,10 +481,7 @@ class HFModel:
             batch = [list(s) for s in sequences[start : start + batch_size]]
             if any(len(s) == 0 for s in batch):
                 raise NevermindError("cannot score an empty token sequence")
-            width = max(len(s) for s in batch)
-            pad = self.tokenizer.pad_token_id
-            ids = torch.tensor([s + [pad] * (width - len(s)) for s in batch], device=self.device)
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=self.device)
+            ids, mask = self._right_pad(batch)
             reset_rope_state(self.model, missing_ok=True)
             hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
             wanted = [

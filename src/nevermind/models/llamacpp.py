@@ -136,13 +136,13 @@ class LlamaCppModel:
         if len(ids) > limit:
             raise NevermindError(f"{what} of {len(ids)} tokens does not fit the llama.cpp context of {limit} tokens "
                                  "(raise it: --backend llamacpp:n_ctx=N or score_n_ctx=N)")  # fmt: skip
-        held = llm.input_ids[: llm.n_tokens]
         common = 0
-        for a, b in zip(held, ids):
-            if a != b:
-                break
-            common += 1
-        common = min(common, len(ids) - 1) if reuse else 0
+        if reuse:
+            for a, b in zip(llm.input_ids[: llm.n_tokens], ids):
+                if a != b:
+                    break
+                common += 1
+            common = min(common, len(ids) - 1)
         if common > 0 and not llama_memory_seq_rm(llama_get_memory(llm.ctx), -1, common, -1):
             common = 0  # this cache cannot be cut back (e.g. a sliding-window one): start over
         if common == 0:
